@@ -1,0 +1,50 @@
+#!/bin/sh
+# What `make test` and `make demo` need, on Debian: installs the packages
+# when run as root, mounts tracefs if it is empty, and otherwise says
+# exactly what is missing. Shared by the Makefile and .ci/run.
+#
+#   sh .ci/setup.sh          install (root) or check (others)
+#   CI=true sh .ci/setup.sh  the same; anything still missing is an error
+set -u
+
+PACKAGES="build-essential gcc-multilib clang perl binutils gdb bpftrace linux-perf systemtap-sdt-dev valgrind"
+# command -> package that provides it
+NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang"
+
+missing=""
+for pair in $NEEDS; do
+        cmd=${pair%%:*}
+        command -v "$cmd" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+echo "#include <sys/sdt.h>" | cc -E -x c - >/dev/null 2>&1 || missing="$missing systemtap-sdt-dev"
+[ -d /usr/lib/gcc/x86_64-linux-gnu ] && ! [ -d /usr/lib32 ] && missing="$missing gcc-multilib"
+
+if [ -n "$missing" ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                echo "setup: installing$missing"
+                export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq >/dev/null &&
+                apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null ||
+                        { echo "setup: apt-get install failed for: $PACKAGES" >&2; exit 1; }
+        else
+                echo "setup: missing Debian packages:$missing" >&2
+                echo "setup: install them as root: apt-get install$missing" >&2
+                exit 1
+        fi
+fi
+
+# Tracers need tracefs (uprobes are created through it).
+if [ -d /sys/kernel/tracing ] && [ -z "$(ls -A /sys/kernel/tracing 2>/dev/null)" ]; then
+        if [ "$(id -u)" = 0 ]; then
+                mount -t tracefs nodev /sys/kernel/tracing ||
+                        { echo "setup: cannot mount tracefs on /sys/kernel/tracing" >&2; exit 1; }
+        else
+                echo "setup: tracefs is not mounted; as root: mount -t tracefs nodev /sys/kernel/tracing" >&2
+                exit 1
+        fi
+fi
+if [ "$(id -u)" != 0 ]; then
+        echo "setup: the tracer tests need root (bpftrace, perf and gdb -p attach to the test process)" >&2
+        [ "${CI:-}" = true ] && exit 1
+fi
+exit 0

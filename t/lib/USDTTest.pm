@@ -1,0 +1,182 @@
+package USDTTest;
+
+# What every test file shares: the C driver (test_usdt), run as a child
+# and scripted line by line, and the tracers (bpftrace, gdb, perf) started
+# against its pid. Every process started here is stopped by its pid, also
+# when a test dies (END block).
+
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Open2 ();
+use IO::Handle;
+use POSIX ();
+use File::Temp ();
+use Time::HiRes ();
+use Cwd ();
+
+our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output wait_for_file
+                    run_capture top_dir);
+
+my %started;    # pid => description, for the END block
+
+sub top_dir {
+    my $dir = Cwd::abs_path(__FILE__);
+    $dir =~ s{/t/lib/USDTTest\.pm$}{};
+    return $dir;
+}
+
+# ---- The driver -----------------------------------------------------------
+
+# driver(%env): start ./test_usdt with extra environment; returns an object
+# with ->cmd(LINE) (the answer line), ->pid, ->close.
+sub driver {
+    my (%env) = @_;
+    my $exe = $env{_exe} // top_dir() . '/test_usdt';
+    delete $env{_exe};
+    local %ENV = (%ENV, %env);
+    for (keys %env) { delete $ENV{$_} unless defined $env{$_} }
+    my ($out, $in);
+    my $pid = IPC::Open2::open2($out, $in, $exe) or die "cannot start $exe";
+    $in->autoflush(1);
+    $started{$pid} = 'test_usdt';
+    my $self = bless { pid => $pid, in => $in, out => $out }, 'USDTTest::Driver';
+    return $self;
+}
+
+package USDTTest::Driver;
+
+sub pid { $_[0]{pid} }
+
+# One command, one answer line (chomped). Dies if the driver went away.
+sub cmd {
+    my ($self, $line) = @_;
+    my $out = $self->{out};
+    print { $self->{in} } "$line\n" or die "driver gone (writing '$line')";
+    my $answer = <$out>;
+    die "driver gone (after '$line')" unless defined $answer;
+    chomp $answer;
+    return $answer;
+}
+
+# Several commands; dies unless each answers "ok".
+sub ok_all {
+    my ($self, @lines) = @_;
+    for my $l (@lines) {
+        my $a = $self->cmd($l);
+        die "'$l' answered '$a'" unless $a eq 'ok' || $a =~ /^ok /;
+    }
+    return 1;
+}
+
+sub close {
+    my ($self) = @_;
+    return $self->{status} if defined $self->{status};
+    print { $self->{in} } "quit\n";
+    close $self->{in};
+    waitpid($self->{pid}, 0);
+    $self->{status} = $?;
+    delete $started{$self->{pid}};
+    return $self->{status};
+}
+
+sub kill9 {
+    my ($self) = @_;
+    kill 'KILL', $self->{pid};
+    waitpid($self->{pid}, 0);
+    $self->{status} = $?;
+    delete $started{$self->{pid}};
+}
+
+package USDTTest;
+
+# ---- Tracers --------------------------------------------------------------
+
+# tracer_start(ARGV..., {ready => REGEX, timeout => S}): start a tracer with
+# its output (stdout and stderr) in a file; wait until a line matches
+# ready. Returns {pid, file}; dies on timeout.
+sub tracer_start {
+    my $opts = ref $_[-1] eq 'HASH' ? pop : {};
+    my @argv = @_;
+    my $tmp = File::Temp->new(SUFFIX => '.out');
+    my $file = $tmp->filename;
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $file or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT;
+        exec @argv or POSIX::_exit(127);
+    }
+    $started{$pid} = $argv[0];
+    my $t = { pid => $pid, file => $file, tmp => $tmp, argv => \@argv };
+    if (my $ready = $opts->{ready}) {
+        my $deadline = time + ($opts->{timeout} // 60);
+        while (1) {
+            my $text = tracer_output($t);
+            last if $text =~ $ready;
+            if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+                delete $started{$pid};
+                die "$argv[0] exited before it was ready:\n$text";
+            }
+            if (time > $deadline) {
+                tracer_stop($t, 'KILL');
+                die "$argv[0] not ready after $opts->{timeout}s:\n$text";
+            }
+            Time::HiRes::sleep(0.05);
+        }
+    }
+    return $t;
+}
+
+sub tracer_output {
+    my ($t) = @_;
+    open my $fh, '<', $t->{file} or return '';
+    local $/;
+    my $text = <$fh> // '';
+    return $text;
+}
+
+# Stop a tracer by its pid (SIGINT, or the given signal), wait for it;
+# returns its output.
+sub tracer_stop {
+    my ($t, $signal) = @_;
+    if ($started{$t->{pid}}) {
+        kill $signal // 'INT', $t->{pid};
+        my $deadline = time + 60;
+        while (waitpid($t->{pid}, POSIX::WNOHANG()) != $t->{pid}) {
+            if (time > $deadline) { kill 'KILL', $t->{pid}; waitpid($t->{pid}, 0); last }
+            Time::HiRes::sleep(0.05);
+        }
+        $t->{status} = $?;
+        delete $started{$t->{pid}};
+    }
+    return tracer_output($t);
+}
+
+# run_capture(ARGV...): run a command to completion; (exit status, output).
+sub run_capture {
+    my @argv = @_;
+    my $t = tracer_start(@argv);
+    waitpid($t->{pid}, 0);
+    my $status = $?;
+    delete $started{$t->{pid}};
+    return ($status, tracer_output($t));
+}
+
+sub wait_for_file {
+    my ($path, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    until (-e $path) { return 0 if time > $deadline; Time::HiRes::sleep(0.05) }
+    return 1;
+}
+
+END {
+    my $status = $?;
+    for my $pid (keys %started) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    $? = $status;
+}
+
+1;

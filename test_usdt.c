@@ -1,0 +1,536 @@
+/*
+ * The C driver the test suite runs: reads one command a line from stdin,
+ * calls the library, prints one answer a line. The Perl tests (t/NN.t,
+ * through t/lib/USDTTest.pm) script it and start tracers against its pid.
+ *
+ * Tokens are separated by spaces; inside a token %XX is the byte XX and
+ * *N:C is the byte C repeated N times (for long and hostile names).
+ *
+ *   provider VAR NAME MODULE        ok | error ERRNO TEXT
+ *   probe VAR FUNC NAME TYPE...     types: int, str ("char *"), null, or literal
+ *   probe_argc VAR FUNC NAME ARGC   types NULL with that argc
+ *   add|remove P D, enable|disable P      ok | error TEXT
+ *   free P, release D, errstr P, path P, dof P FILE, forget D
+ *   fields D, pfields P             the public struct fields
+ *   freeraw P                       free() the provider, as some bindings do
+ *   handle D, keep D K              the handle (K: kept for later, stale use)
+ *   isenabled D|K, fire D|K ARG...  args: i:NUM s:TEXT null bad
+ *   fireloop D|K N ARG..., guarded D|K N ARG...   fire N times
+ *   wait D 0|1 MS                   until usdt_is_enabled(D) is that
+ *   mem ADDR LEN                    hex bytes of our memory
+ *   counts                          open descriptors and mapping lines
+ *   marshal N                       the argument marshaller, N arguments
+ *   pid, sleep MS, echo TEXT, quit
+ */
+#define _GNU_SOURCE
+#include "usdt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_VARS 256
+#define MAX_TOKENS (USDT_ARG_MAX + 16)
+
+struct var {
+        char name[32];
+        usdt_provider_t *provider;
+        usdt_probedef_t *probedef;
+        usdt_probe_t *kept;
+};
+
+static struct var vars[MAX_VARS];
+
+static struct var *
+var_get(const char *name, int create)
+{
+        int i;
+
+        for (i = 0; i < MAX_VARS; i++)
+                if (vars[i].name[0] != '\0' && strcmp(vars[i].name, name) == 0)
+                        return &vars[i];
+        if (!create)
+                return NULL;
+        for (i = 0; i < MAX_VARS; i++) {
+                if (vars[i].name[0] == '\0') {
+                        snprintf(vars[i].name, sizeof(vars[i].name), "%s", name);
+                        return &vars[i];
+                }
+        }
+        return NULL;
+}
+
+static usdt_provider_t *
+provider_of(const char *name)
+{
+        struct var *v = var_get(name, 0);
+        return v ? v->provider : NULL;
+}
+
+static usdt_probedef_t *
+probedef_of(const char *name)
+{
+        struct var *v = var_get(name, 0);
+        return v ? v->probedef : NULL;
+}
+
+/* A probe handle: a kept one (K) or the probedef's current one (D). */
+static usdt_probe_t *
+handle_of(const char *name)
+{
+        struct var *v = var_get(name, 0);
+
+        if (v == NULL)
+                return NULL;
+        if (v->probedef != NULL)
+                return v->probedef->probe;
+        return v->kept;
+}
+
+/* Decode %XX and *N:C in place (may grow: *N:C allocates). */
+static char *
+decode(const char *token)
+{
+        size_t cap = strlen(token) + 1, used = 0;
+        char *out = malloc(cap);
+        const char *p = token;
+
+        if (out == NULL)
+                abort();
+        while (*p != '\0') {
+                if (p[0] == '%' && p[1] && p[2]) {
+                        char hex[3] = { p[1], p[2], 0 };
+                        out[used++] = (char)strtol(hex, NULL, 16);
+                        p += 3;
+                } else if (p[0] == '*' && strchr(p, ':') != NULL) {
+                        size_t n = strtoul(p + 1, NULL, 10);
+                        const char *colon = strchr(p, ':');
+                        char c = colon[1];
+                        out = realloc(out, cap += n);
+                        if (out == NULL)
+                                abort();
+                        memset(out + used, c, n);
+                        used += n;
+                        p = colon + (c ? 2 : 1);
+                } else {
+                        out[used++] = *p++;
+                }
+        }
+        out[used] = '\0';
+        return out;
+}
+
+static void
+args_parse(char **tok, int ntok, void **argv, char **strings, size_t *argc)
+{
+        int i;
+
+        *argc = 0;
+        for (i = 0; i < ntok && i < USDT_ARG_MAX; i++) {
+                strings[i] = NULL;
+                if (strncmp(tok[i], "i:", 2) == 0)
+                        argv[i] = (void *)(intptr_t)strtoll(tok[i] + 2, NULL, 0);
+                else if (strncmp(tok[i], "s:", 2) == 0)
+                        argv[i] = strings[i] = decode(tok[i] + 2);
+                else if (strcmp(tok[i], "bad") == 0)
+                        argv[i] = (void *)(uintptr_t)0x10;     /* unmapped */
+                else
+                        argv[i] = NULL;
+                (*argc)++;
+        }
+}
+
+static int
+count_dir(const char *path)
+{
+        DIR *d = opendir(path);
+        struct dirent *de;
+        int n = 0;
+
+        if (d == NULL)
+                return -1;
+        while ((de = readdir(d)) != NULL)
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1;   /* the directory's own descriptor */
+}
+
+static int
+count_lines(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        int n = 0, c;
+
+        if (f == NULL)
+                return -1;
+        while ((c = fgetc(f)) != EOF)
+                if (c == '\n')
+                        n++;
+        fclose(f);
+        return n;
+}
+
+static void
+sleep_ms(long ms)
+{
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+/* --- The marshaller, checked from C ---------------------------------------
+ *
+ * capture_site stands where a stub's probe part would: it records the
+ * registers and stack words a tracer would read, then returns the way a
+ * stub does. usdt_probe_args is internal (hidden) but links statically.
+ */
+void usdt_probe_args(void *probe_addr, size_t argc, void **argv);
+uintptr_t captured[USDT_ARG_MAX];
+void capture_site(void);
+uintptr_t call_preserving(void *target, size_t argc, void **argv);
+
+#if defined(__x86_64__)
+__asm__(
+        ".text\n"
+        ".globl capture_site\n"
+        "capture_site:\n"
+        "  lea captured(%rip), %rax\n"
+        "  mov %rdi, 0(%rax)\n  mov %rsi, 8(%rax)\n  mov %rdx, 16(%rax)\n"
+        "  mov %rcx, 24(%rax)\n  mov %r8, 32(%rax)\n  mov %r9, 40(%rax)\n"
+        "  xor %ecx, %ecx\n"
+        "1: mov (%rsp,%rcx,8), %rdx\n"
+        "  mov %rdx, 48(%rax,%rcx,8)\n"
+        "  inc %rcx\n  cmp $26, %rcx\n  jb 1b\n"
+        "  jmp *%r11\n"
+        /* call usdt_probe_args with known callee-saved registers; return
+         * 0 if all of them and %rsp came back unchanged, else 1 */
+        ".globl call_preserving\n"
+        "call_preserving:\n"
+        "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+        "  sub $8, %rsp\n"
+        "  mov $0x1111111111111111, %rbx\n  mov $0x2222222222222222, %rbp\n"
+        "  mov $0x3333333333333333, %r12\n  mov $0x4444444444444444, %r13\n"
+        "  mov $0x5555555555555555, %r14\n  mov $0x6666666666666666, %r15\n"
+        "  mov %rsp, (%rsp)\n"
+        "  call usdt_probe_args\n"
+        "  xor %eax, %eax\n"
+        "  cmp %rsp, (%rsp)\n  setne %al\n"
+        "  mov $0x1111111111111111, %rcx\n  cmp %rcx, %rbx\n  jne 9f\n"
+        "  mov $0x2222222222222222, %rcx\n  cmp %rcx, %rbp\n  jne 9f\n"
+        "  mov $0x3333333333333333, %rcx\n  cmp %rcx, %r12\n  jne 9f\n"
+        "  mov $0x4444444444444444, %rcx\n  cmp %rcx, %r13\n  jne 9f\n"
+        "  mov $0x5555555555555555, %rcx\n  cmp %rcx, %r14\n  jne 9f\n"
+        "  mov $0x6666666666666666, %rcx\n  cmp %rcx, %r15\n  jne 9f\n"
+        "  jmp 8f\n"
+        "9: mov $1, %eax\n"
+        "8: add $8, %rsp\n"
+        "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
+        "  ret\n");
+#elif defined(__i386__)
+__asm__(
+        ".text\n"
+        ".globl capture_site\n"
+        "capture_site:\n"
+        "  pop %ecx\n"                  /* as a stub: the return address out */
+        "  push %ebx\n"
+        "  call 0f\n"
+        "0: pop %ebx\n"
+        "  add $_GLOBAL_OFFSET_TABLE_+(.-0b), %ebx\n"
+        "  lea captured@GOTOFF(%ebx), %eax\n"
+        "  pop %ebx\n"
+        "  push %esi\n  xor %edx, %edx\n"
+        "1: mov 4(%esp,%edx,4), %esi\n"
+        "  mov %esi, (%eax,%edx,4)\n"
+        "  inc %edx\n  cmp $32, %edx\n  jb 1b\n"
+        "  pop %esi\n"
+        "  jmp *%ecx\n"
+        ".globl call_preserving\n"
+        "call_preserving:\n"
+        "  push %ebp\n  mov %esp, %ebp\n  push %ebx\n  push %esi\n  push %edi\n"
+        "  sub $12, %esp\n"
+        "  mov 16(%ebp), %eax\n  mov %eax, 8(%esp)\n"
+        "  mov 12(%ebp), %eax\n  mov %eax, 4(%esp)\n"
+        "  mov 8(%ebp), %eax\n  mov %eax, (%esp)\n"
+        "  mov $0x11111111, %ebx\n  mov $0x22222222, %esi\n  mov $0x33333333, %edi\n"
+        "  call usdt_probe_args\n"
+        "  xor %eax, %eax\n"
+        "  lea -24(%ebp), %ecx\n  cmp %ecx, %esp\n  jne 9f\n"
+        "  cmp $0x11111111, %ebx\n  jne 9f\n"
+        "  cmp $0x22222222, %esi\n  jne 9f\n"
+        "  cmp $0x33333333, %edi\n  jne 9f\n"
+        "  jmp 8f\n"
+        "9: mov $1, %eax\n"
+        "8: lea -12(%ebp), %esp\n"
+        "  pop %edi\n  pop %esi\n  pop %ebx\n  pop %ebp\n"
+        "  ret\n");
+#endif
+
+static void
+marshal(size_t argc)
+{
+        void *argv[USDT_ARG_MAX];
+        size_t i;
+        uintptr_t changed;
+
+        for (i = 0; i < USDT_ARG_MAX; i++) {
+                argv[i] = (void *)(uintptr_t)(0x1000 + i * 0x11);
+                captured[i] = 0;
+        }
+        changed = call_preserving((void *)capture_site, argc, argv);
+        printf("marshal %zu preserved %s args", argc, changed ? "no" : "yes");
+        for (i = 0; i < argc; i++)
+                printf(" %" PRIxPTR, captured[i]);
+        printf("\n");
+}
+
+/* --- The command loop ----------------------------------------------------- */
+
+static void
+say_error(usdt_provider_t *p)
+{
+        const char *e = usdt_errstr(p);
+        printf("error %s\n", e ? e : "(null)");
+}
+
+static void
+command(char **tok, int ntok)
+{
+        const char *cmd = tok[0];
+        usdt_provider_t *p;
+        usdt_probedef_t *d;
+        usdt_probe_t *h;
+        struct var *v;
+
+        if (strcmp(cmd, "provider") == 0 && ntok == 4) {
+                char *name = decode(tok[2]), *module = decode(tok[3]);
+                usdt_provider_t *np = usdt_create_provider(
+                        strcmp(tok[2], "NULL") ? name : NULL,
+                        strcmp(tok[3], "NULL") ? module : NULL);
+                if (np == NULL) {
+                        printf("error %s %s\n", errno == EINVAL ? "EINVAL" : "ENOMEM",
+                               usdt_errstr(NULL));
+                } else {
+                        var_get(tok[1], 1)->provider = np;
+                        printf("ok\n");
+                }
+                free(name);
+                free(module);
+        } else if ((strcmp(cmd, "probe") == 0 && ntok >= 4) ||
+                   (strcmp(cmd, "probe_argc") == 0 && ntok == 5)) {
+                const char *types[MAX_TOKENS];
+                char *func = decode(tok[2]), *name = decode(tok[3]);
+                size_t argc = 0;
+                int i, raw = strcmp(cmd, "probe_argc") == 0;
+
+                for (i = 4; !raw && i < ntok; i++) {
+                        if (strcmp(tok[i], "int") == 0)
+                                types[argc++] = "int";
+                        else if (strcmp(tok[i], "str") == 0)
+                                types[argc++] = "char *";
+                        else if (strcmp(tok[i], "null") == 0)
+                                types[argc++] = NULL;
+                        else
+                                types[argc++] = decode(tok[i]);
+                }
+                if (raw)
+                        argc = strtoull(tok[4], NULL, 0);
+                d = usdt_create_probe(strcmp(tok[2], "NULL") ? func : NULL,
+                                      strcmp(tok[3], "NULL") ? name : NULL,
+                                      argc, raw ? NULL : types);
+                if (d == NULL) {
+                        printf("error %s\n", errno == EINVAL ? "EINVAL" : "ENOMEM");
+                } else {
+                        v = var_get(tok[1], 1);
+                        v->probedef = d;
+                        printf("ok\n");
+                }
+                /* the library copied them: free ours at once */
+                for (i = 4; !raw && i < ntok; i++)
+                        if (strcmp(tok[i], "int") && strcmp(tok[i], "str") &&
+                            strcmp(tok[i], "null"))
+                                free((char *)types[i - 4]);
+                free(func);
+                free(name);
+        } else if (strcmp(cmd, "add") == 0 && ntok == 3) {
+                p = provider_of(tok[1]);
+                if (usdt_provider_add_probe(p, strcmp(tok[2], "NULL") ? probedef_of(tok[2]) : NULL) == 0)
+                        printf("ok\n");
+                else
+                        say_error(p);
+        } else if (strcmp(cmd, "remove") == 0 && ntok == 3) {
+                p = provider_of(tok[1]);
+                if (usdt_provider_remove_probe(p, probedef_of(tok[2])) == 0)
+                        printf("ok\n");
+                else
+                        say_error(p);
+        } else if (strcmp(cmd, "enable") == 0 && ntok == 2) {
+                p = provider_of(tok[1]);
+                if (usdt_provider_enable(p) == 0)
+                        printf("ok\n");
+                else
+                        say_error(p);
+        } else if (strcmp(cmd, "disable") == 0 && ntok == 2) {
+                p = provider_of(tok[1]);
+                if (usdt_provider_disable(p) == 0)
+                        printf("ok\n");
+                else
+                        say_error(p);
+        } else if (strcmp(cmd, "free") == 0 && ntok == 2) {
+                v = var_get(tok[1], 0);
+                usdt_provider_free(v ? v->provider : NULL);
+                if (v)
+                        v->provider = NULL;
+                printf("ok\n");
+        } else if (strcmp(cmd, "release") == 0 && ntok == 2) {
+                v = var_get(tok[1], 0);
+                usdt_probe_release(v ? v->probedef : NULL);
+                printf("ok\n");
+        } else if (strcmp(cmd, "forget") == 0 && ntok == 2) {
+                v = var_get(tok[1], 0);     /* after the last release */
+                if (v)
+                        v->probedef = NULL;
+                printf("ok\n");
+        } else if (strcmp(cmd, "errstr") == 0 && ntok == 2) {
+                const char *e = usdt_errstr(strcmp(tok[1], "NULL") ? provider_of(tok[1]) : NULL);
+                printf("errstr %s\n", e ? e : "(null)");
+        } else if (strcmp(cmd, "pfields") == 0 && ntok == 2) {
+                usdt_probedef_t *q;
+                int n = 0;
+                p = provider_of(tok[1]);
+                for (q = p->probedefs; q != NULL; q = q->next)
+                        n++;
+                printf("name %s module %s probes %d enabled %d error %s file %s\n",
+                       p->name, p->module, n, p->enabled,
+                       p->error ? "set" : "null", p->file ? "set" : "null");
+        } else if (strcmp(cmd, "fields") == 0 && ntok == 2) {
+                size_t i;
+                d = probedef_of(tok[1]);
+                printf("function %s name %s argc %zu refcnt %d probe %s next %s types",
+                       d->function, d->name, d->argc, d->refcnt,
+                       d->probe ? "set" : "null", d->next ? "set" : "null");
+                for (i = 0; i < d->argc; i++)
+                        printf(" [%s]", d->types[i] ? d->types[i] : "NULL");
+                printf("\n");
+        } else if (strcmp(cmd, "freeraw") == 0 && ntok == 2) {
+                v = var_get(tok[1], 0);     /* what some bindings do */
+                free(v->provider);
+                v->provider = NULL;
+                printf("ok\n");
+        } else if (strcmp(cmd, "path") == 0 && ntok == 2) {
+                const char *path = usdt_provider_path(provider_of(tok[1]));
+                printf("path %s\n", path ? path : "(null)");
+        } else if (strcmp(cmd, "dof") == 0 && ntok == 3) {
+                void *dof = NULL;
+                size_t size = 0;
+                p = provider_of(tok[1]);
+                if (usdt_provider_dof(p, &dof, &size) == 0) {
+                        FILE *f = fopen(tok[2], "wb");
+                        if (f == NULL || fwrite(dof, 1, size, f) != size)
+                                printf("error cannot write %s\n", tok[2]);
+                        else
+                                printf("ok %zu\n", size);
+                        if (f)
+                                fclose(f);
+                        free(dof);
+                } else {
+                        say_error(p);
+                }
+        } else if (strcmp(cmd, "handle") == 0 && ntok == 2) {
+                h = handle_of(tok[1]);
+                if (h == NULL)
+                        printf("handle null\n");
+                else
+                        printf("handle %p %p\n", (void *)h->isenabled_addr, h->probe_addr);
+        } else if (strcmp(cmd, "keep") == 0 && ntok == 3) {
+                h = handle_of(tok[1]);
+                var_get(tok[2], 1)->kept = h;
+                printf("ok\n");
+        } else if (strcmp(cmd, "isenabled") == 0 && ntok == 2) {
+                printf("%d\n", usdt_is_enabled(strcmp(tok[1], "NULL") ? handle_of(tok[1]) : NULL));
+        } else if (strcmp(cmd, "call_isenabled") == 0 && ntok == 2) {
+                h = handle_of(tok[1]);
+                printf("%d\n", h ? h->isenabled_addr() : -1);
+        } else if ((strcmp(cmd, "fire") == 0 && ntok >= 2) ||
+                   ((strcmp(cmd, "fireloop") == 0 || strcmp(cmd, "guarded") == 0) && ntok >= 3)) {
+                void *argv[USDT_ARG_MAX];
+                char *strings[USDT_ARG_MAX];
+                size_t argc, i;
+                long n = 1, fired = 0, k;
+                int first = 2, guarded = strcmp(cmd, "guarded") == 0;
+
+                if (strcmp(cmd, "fire") != 0) {
+                        n = strtol(tok[2], NULL, 0);
+                        first = 3;
+                }
+                args_parse(tok + first, ntok - first, argv, strings, &argc);
+                h = strcmp(tok[1], "NULL") ? handle_of(tok[1]) : NULL;
+                for (k = 0; k < n; k++) {
+                        if (guarded && !usdt_is_enabled(h))
+                                continue;
+                        usdt_fire_probe(h, argc, argv);
+                        fired++;
+                }
+                for (i = 0; i < argc; i++)
+                        free(strings[i]);       /* caller-owned: freed right after */
+                printf("fired %ld\n", fired);
+        } else if (strcmp(cmd, "wait") == 0 && ntok == 4) {
+                int want = atoi(tok[2]), got = -1;
+                long ms = atol(tok[3]), waited;
+                for (waited = 0; waited <= ms; waited += 10) {
+                        got = usdt_is_enabled(handle_of(tok[1]));
+                        if (got == want)
+                                break;
+                        sleep_ms(10);
+                }
+                printf("%d\n", got);
+        } else if (strcmp(cmd, "mem") == 0 && ntok == 3) {
+                const unsigned char *addr = (const unsigned char *)(uintptr_t)strtoull(tok[1], NULL, 0);
+                long len = atol(tok[2]), i;
+                printf("mem");
+                for (i = 0; i < len; i++)
+                        printf(" %02x", addr[i]);
+                printf("\n");
+        } else if (strcmp(cmd, "counts") == 0) {
+                printf("fds %d maps %d\n", count_dir("/proc/self/fd"),
+                       count_lines("/proc/self/maps"));
+        } else if (strcmp(cmd, "marshal") == 0 && ntok == 2) {
+                marshal(strtoul(tok[1], NULL, 0));
+        } else if (strcmp(cmd, "pid") == 0) {
+                printf("pid %d\n", (int)getpid());
+        } else if (strcmp(cmd, "sleep") == 0 && ntok == 2) {
+                sleep_ms(atol(tok[1]));
+                printf("ok\n");
+        } else if (strcmp(cmd, "echo") == 0) {
+                printf("%s\n", ntok > 1 ? tok[1] : "");
+        } else if (strcmp(cmd, "quit") == 0) {
+                exit(0);
+        } else {
+                printf("unknown command %s\n", cmd);
+        }
+}
+
+int
+main(void)
+{
+        char *line = NULL;
+        size_t cap = 0;
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        while (getline(&line, &cap, stdin) > 0) {
+                char *tok[MAX_TOKENS], *save = NULL, *t;
+                int ntok = 0;
+
+                for (t = strtok_r(line, " \t\r\n", &save); t && ntok < MAX_TOKENS;
+                     t = strtok_r(NULL, " \t\r\n", &save))
+                        tok[ntok++] = t;
+                if (ntok > 0)
+                        command(tok, ntok);
+        }
+        free(line);
+        return 0;
+}

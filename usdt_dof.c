@@ -1,0 +1,54 @@
+/*
+ * Growable byte buffers, and the DOF string table built on one.
+ *
+ * A buffer that failed to grow remembers it (failed = 1) and ignores
+ * further appends, so a builder appends freely and checks once at the end.
+ */
+#include "usdt_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void
+usdt_buf_append(struct usdt_buf *buf, const void *data, size_t bytes)
+{
+        if (buf->failed)
+                return;
+        if (buf->size + bytes > buf->capacity) {
+                size_t capacity = buf->capacity ? buf->capacity : 256;
+                unsigned char *grown;
+
+                while (capacity < buf->size + bytes)
+                        capacity *= 2;
+                grown = realloc(buf->data, capacity);
+                if (grown == NULL) {
+                        buf->failed = 1;
+                        return;
+                }
+                buf->data = grown;
+                buf->capacity = capacity;
+        }
+        memcpy(buf->data + buf->size, data, bytes);
+        buf->size += bytes;
+}
+
+/*
+ * Append a NUL-terminated string; returns its index (the offset where it
+ * starts). Strings are not shared: the original lays the table out that
+ * way, and the kernel walks a probe's type strings as consecutive entries.
+ */
+uint32_t
+usdt_buf_add_string(struct usdt_buf *strtab, const char *string)
+{
+        uint32_t index = (uint32_t)strtab->size;
+
+        usdt_buf_append(strtab, string, strlen(string) + 1);
+        return index;
+}
+
+void
+usdt_buf_free(struct usdt_buf *buf)
+{
+        free(buf->data);
+        memset(buf, 0, sizeof(*buf));
+}

@@ -1,0 +1,270 @@
+/*
+ * What the library's .c files share. Nothing here is public.
+ *
+ * The objects, and who owns what:
+ *
+ *   usdt_provider_t  (public head of struct usdt_provider_impl)
+ *     the probe list (public), the error text, and the private state: the
+ *     object currently published or kept for re-use, and a DOF preview.
+ *   usdt_probedef_t  (public head of struct usdt_probedef_impl)
+ *     names and types, and a pointer to its handle.
+ *   struct usdt_handle (what probedef->probe points at while enabled)
+ *     reference counted: the probedef holds one reference, every object
+ *     that publishes the probe holds one. So a handle outlives a disable
+ *     (a stale handle fires nothing) and an object can always look at the
+ *     handles of fires that may still be inside its code.
+ *   struct usdt_object (one published set of stubs)
+ *     the stub memory (an SDT ELF object, or anonymous pages for DOF only),
+ *     the DOF registration, the semaphores. Owned by its provider while
+ *     published or kept; then retired, and destroyed once no fire can be
+ *     inside it (usdt.c, usdt_object_reap).
+ */
+#ifndef USDT_INTERNAL_H
+#define USDT_INTERNAL_H
+
+#include "usdt.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* The public API keeps default visibility; everything else is hidden
+ * (-fvisibility=hidden), so nothing internal clashes with a binding's. */
+#define USDT_EXPORT __attribute__((visibility("default")))
+
+/* --- Architecture: the stub template (usdt_tracepoints_<arch>.s) --------
+ *
+ * Every probe gets USDT_STUB_SIZE bytes copied from the template, with one
+ * 32-bit field patched: the displacement of its semaphore. Offsets inside
+ * one stub (see the .s file for the instructions):
+ *   0                     is-enabled function: 1 if the semaphore is non-zero,
+ *                         else 0, or 1 when DTrace's is-enabled site fires
+ *   USDT_STUB_DOF_ENABLED the DTrace is-enabled site (a nop after the xor)
+ *   USDT_STUB_ENTRY       probe_addr: where usdt_probe_args enters
+ *   USDT_STUB_SDT_SITE    the uprobe site: a 5-byte nop, never across a page
+ *   USDT_STUB_DOF_SITE    the DTrace probe site: a nop sled
+ *   USDT_STUB_ZERO        two zero bytes: the semaphore of a stub that has none
+ */
+#define USDT_STUB_SIZE 48
+
+#if defined(__x86_64__)
+#define USDT_STUB_DOF_ENABLED   13
+#define USDT_STUB_ENTRY         32
+#define USDT_STUB_SDT_SITE      32
+#define USDT_STUB_DOF_SITE      37
+#define USDT_STUB_ZERO          22
+#define USDT_STUB_SEM_FIELD     3    /* where the 32-bit displacement goes */
+#define USDT_STUB_SEM_BASE      8    /* the displacement counts from here */
+#define USDT_ELF_CLASS          2    /* ELFCLASS64 */
+#define USDT_ELF_MACHINE        62   /* EM_X86_64 */
+#define USDT_WORD_BYTES         8
+#elif defined(__i386__)
+#define USDT_STUB_DOF_ENABLED   18
+#define USDT_STUB_ENTRY         32
+#define USDT_STUB_SDT_SITE      33
+#define USDT_STUB_DOF_SITE      38
+#define USDT_STUB_ZERO          28
+#define USDT_STUB_SEM_FIELD     9
+#define USDT_STUB_SEM_BASE      5
+#define USDT_ELF_CLASS          1    /* ELFCLASS32 */
+#define USDT_ELF_MACHINE        3    /* EM_386 */
+#define USDT_WORD_BYTES         4
+#else
+#error "libusdt: this architecture has no stub template yet (x86_64, i386)"
+#endif
+
+/* The SDT argument location strings, per architecture (usdt_probe.c). */
+#define USDT_SDT_ARG_MAX 12
+const char *usdt_sdt_arg_location(size_t index);
+
+/* From the .s file. */
+extern const unsigned char usdt_stub_template[];
+extern const unsigned char usdt_stub_template_end[];
+extern void usdt_tracepoint_noop(void);
+void usdt_probe_args(void *probe_addr, size_t argc, void **argv);
+
+/* --- Handles and probe definitions ------------------------------------- */
+
+struct usdt_handle {
+        usdt_probe_t pub;               /* must be first: probedef->probe */
+        const volatile uint16_t *semaphore;  /* the SDT semaphore, or a zero */
+        int call_isenabled;             /* 1: DOF stub must be asked too */
+        int inflight;                   /* fires inside the stub now (atomic) */
+        int refcnt;                     /* probedef + objects (under the lock) */
+};
+
+struct usdt_probedef_impl {
+        usdt_probedef_t pub;            /* must be first */
+        struct usdt_handle *handle;     /* allocated with the probedef */
+};
+
+#define USDT_HANDLE(pd) (((struct usdt_probedef_impl *)(pd))->handle)
+
+void usdt_handle_reset(struct usdt_handle *h);
+void usdt_handle_put(struct usdt_handle *h);
+int usdt_type_is_string(const char *type);
+
+/* --- Published objects -------------------------------------------------- */
+
+enum usdt_backend {
+        USDT_BACKEND_SDT = 1,
+        USDT_BACKEND_DOF = 2
+};
+
+struct usdt_object {
+        size_t nprobes;
+        struct usdt_handle **handles;   /* one reference each, or NULL */
+        char *key;                      /* the probe set, for re-use */
+        size_t key_bytes;
+        unsigned char *stubs;           /* stub i at stubs + i * USDT_STUB_SIZE */
+        volatile uint16_t *semaphores;  /* SDT only, else NULL */
+        int backends;                   /* what it was built for */
+
+        /* storage: anonymous pages (DOF only) or an SDT object */
+        void *anon;
+        size_t anon_bytes;
+        void *dl;                       /* dlopen handle of the SDT object */
+        int fd;                         /* its memory file, or -1 */
+        char *path;                     /* what tracers and dlopen use */
+        char *file;                     /* file mode: the file to unlink */
+        pid_t creator;                  /* only the creator unlinks it */
+
+        /* DOF registration */
+        int dof_loaded;
+        int dof_gen;
+        void *dof_buffer;               /* kept while loaded (macOS reads it) */
+
+        /* retirement */
+        struct usdt_object *next;
+        struct timespec retired_at;
+};
+
+struct usdt_provider_impl {
+        usdt_provider_t pub;            /* must be first */
+        struct usdt_object *object;     /* published, or kept for re-use */
+        struct usdt_object *preview;    /* stubs for usdt_provider_dof */
+};
+
+#define USDT_IMPL(p) ((struct usdt_provider_impl *)(p))
+
+/* usdt.c */
+void usdt_lock(void);
+void usdt_unlock(void);
+void usdt_set_error(usdt_provider_t *provider, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+size_t usdt_provider_count(const usdt_provider_t *provider);
+
+/* usdt_probe.c: stubs in anonymous memory, and the stub bytes */
+void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
+                     uintptr_t semaphore_addr);
+int usdt_object_anon_create(struct usdt_object *obj, usdt_provider_t *provider);
+void usdt_object_anon_destroy(struct usdt_object *obj);
+
+/* usdt_elf.c: the SDT object */
+int usdt_sdt_publish(struct usdt_object *obj, usdt_provider_t *provider);
+void usdt_sdt_retire(struct usdt_object *obj);
+void usdt_sdt_destroy(struct usdt_object *obj);
+
+/* usdt_dof.c: growable byte buffers and the DOF string table */
+struct usdt_buf {
+        unsigned char *data;
+        size_t size;
+        size_t capacity;
+        int failed;                     /* an allocation failed: data is short */
+};
+void usdt_buf_append(struct usdt_buf *buf, const void *data, size_t bytes);
+uint32_t usdt_buf_add_string(struct usdt_buf *strtab, const char *string);
+void usdt_buf_free(struct usdt_buf *buf);
+
+/*
+ * The DOF format (illumos sys/dtrace.h, written from its documentation):
+ * the records libusdt writes, in the host's byte order and sizes.
+ */
+#define USDT_DOF_MAG            "\177DOF"
+#define USDT_DOF_VERSION        2       /* is-enabled offsets need 2 */
+#define USDT_DOF_VERSION_APPLE  3       /* xnu accepts only 3 */
+#define USDT_DOF_SECT_STRTAB    8
+#define USDT_DOF_SECT_PROVIDER  15
+#define USDT_DOF_SECT_PROBES    16
+#define USDT_DOF_SECT_PRARGS    17
+#define USDT_DOF_SECT_PROFFS    18
+#define USDT_DOF_SECT_PRENOFFS  26
+#define USDT_DOF_SECF_LOAD      1
+/* name stability Stable (6), data stability Stable (6), class Common (5):
+ * args[] stays usable beyond arg9. The original wrote class 6, which is
+ * out of range (the largest class is Common). */
+#define USDT_DOF_ATTR           0x06060500u
+
+struct usdt_dof_hdr {
+        uint8_t ident[16];              /* magic, model, encoding, versions */
+        uint32_t flags;
+        uint32_t hdrsize;
+        uint32_t secsize;
+        uint32_t secnum;
+        uint64_t secoff;
+        uint64_t loadsz;
+        uint64_t filesz;
+        uint64_t pad;
+};
+
+struct usdt_dof_sec {
+        uint32_t type;
+        uint32_t align;
+        uint32_t flags;
+        uint32_t entsize;
+        uint64_t offset;
+        uint64_t size;
+};
+
+struct usdt_dof_probe {
+        uint64_t addr;                  /* the stub */
+        uint32_t func;                  /* string table indexes */
+        uint32_t name;
+        uint32_t nargv;
+        uint32_t xargv;
+        uint32_t argidx;                /* first PRARGS byte */
+        uint32_t offidx;                /* first PROFFS entry */
+        uint8_t nargc;
+        uint8_t xargc;
+        uint16_t noffs;
+        uint32_t enoffidx;              /* first PRENOFFS entry */
+        uint16_t nenoffs;
+        uint16_t pad1;
+        uint32_t pad2;
+};
+
+struct usdt_dof_provider {
+        uint32_t strtab;                /* section indexes */
+        uint32_t probes;
+        uint32_t prargs;
+        uint32_t proffs;
+        uint32_t name;                  /* string table index */
+        uint32_t provattr;
+        uint32_t modattr;
+        uint32_t funcattr;
+        uint32_t nameattr;
+        uint32_t argsattr;
+        uint32_t prenoffs;
+};
+
+/* usdt_dof_sections.c: the six sections of a provider's DOF document */
+enum { USDT_DOF_STRTAB, USDT_DOF_PROBES, USDT_DOF_PRARGS, USDT_DOF_PROFFS,
+       USDT_DOF_PRENOFFS, USDT_DOF_PROVIDER, USDT_DOF_NSECS };
+struct usdt_dof_sections {
+        struct usdt_buf sec[USDT_DOF_NSECS];
+};
+int usdt_dof_sections_build(struct usdt_dof_sections *s,
+                            const usdt_provider_t *provider,
+                            const struct usdt_object *obj,
+                            uintptr_t load_addr);
+void usdt_dof_sections_free(struct usdt_dof_sections *s);
+
+/* usdt_dof_file.c: the document and the helper device */
+int usdt_dof_build(usdt_provider_t *provider, const struct usdt_object *obj,
+                   const void *load_addr, void **dof, size_t *size);
+int usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider);
+int usdt_dof_unload(struct usdt_object *obj, usdt_provider_t *provider);
+int usdt_dof_device_present(void);
+
+#endif /* USDT_INTERNAL_H */
