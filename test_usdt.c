@@ -20,7 +20,7 @@
  *   mem ADDR LEN                    hex bytes of our memory
  *   counts                          open descriptors and mapping lines
  *   marshal N                       the argument marshaller, N arguments
- *   pid, sleep MS, echo TEXT, quit
+ *   arch, pid, sleep MS, echo TEXT, quit
  */
 #define _GNU_SOURCE
 #include "usdt.h"
@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_VARS 256
+#define MAX_VARS 16384
 #define MAX_TOKENS (USDT_ARG_MAX + 16)
 
 struct var {
@@ -306,7 +306,9 @@ command(char **tok, int ntok)
         usdt_probe_t *h;
         struct var *v;
 
-        if (strcmp(cmd, "provider") == 0 && ntok == 4) {
+        if (ntok > 1 && strcmp(cmd, "echo") != 0 && var_get(tok[1], 1) == NULL) {
+                printf("error too many variables\n");
+        } else if (strcmp(cmd, "provider") == 0 && ntok == 4) {
                 char *name = decode(tok[2]), *module = decode(tok[3]);
                 usdt_provider_t *np = usdt_create_provider(
                         strcmp(tok[2], "NULL") ? name : NULL,
@@ -500,6 +502,12 @@ command(char **tok, int ntok)
                        count_lines("/proc/self/maps"));
         } else if (strcmp(cmd, "marshal") == 0 && ntok == 2) {
                 marshal(strtoul(tok[1], NULL, 0));
+        } else if (strcmp(cmd, "arch") == 0) {
+#if defined(__x86_64__)
+                printf("arch x86_64\n");
+#elif defined(__i386__)
+                printf("arch i386\n");
+#endif
         } else if (strcmp(cmd, "pid") == 0) {
                 printf("pid %d\n", (int)getpid());
         } else if (strcmp(cmd, "sleep") == 0 && ntok == 2) {

@@ -1,0 +1,74 @@
+# The SDT object as readelf sees it: one well-formed note per probe with
+# provider, name, location, base, semaphore and argument specs; a build-id;
+# symbols; no warnings from `readelf -a`; no executable stack; no segment
+# both writable and executable.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use USDTTest qw(driver run_capture);
+
+my $exe = $ENV{USDT_TEST_EXE};
+my $d = driver($exe ? (_exe => $exe) : ());
+my ($arch) = $d->cmd('arch') =~ /^arch (\S+)/;
+my ($w, @where) = $arch eq 'x86_64'
+    ? (8, qw(%rdi %rsi %rdx %rcx %r8 %r9), map { 8 * $_ . '(%rsp)' } 0 .. 5)
+    : (4, map { 4 * $_ . '(%esp)' } 0 .. 11);
+my $site = $arch eq 'x86_64' ? 32 : 33;
+
+my @counts = (0, 1, 6, 7, 12, 32);
+$d->ok_all('provider p sdt-prov mod');
+for my $n (@counts) {
+    my @types = map { $_ % 2 ? 'str' : 'int' } 0 .. $n - 1;
+    $d->ok_all("probe a$n fn args-$n @types", "add p a$n");
+}
+$d->ok_all('enable p');
+my ($path) = $d->cmd('path p') =~ /^path (\S+)$/;
+ok $path, "the object is at $path";
+
+my ($st, $notes) = run_capture('readelf', '-nW', $path);
+is $st, 0, 'readelf -n';
+my @notes;
+while ($notes =~ /Provider: (\S*)\s+Name: (\S*)\s+Location: (0x[0-9a-f]+), Base: (0x[0-9a-f]+), Semaphore: (0x[0-9a-f]+)\s+Arguments: ?([^\n]*)/g) {
+    push @notes, { provider => $1, name => $2, pc => hex $3, base => hex $4, sem => hex $5, args => $6 };
+}
+is scalar @notes, scalar @counts, 'one note per probe';
+
+my ($sst, $sections) = run_capture('readelf', '-SW', $path);
+my %sec;
+while ($sections =~ /\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)/g) {
+    $sec{$1} = { addr => hex $2, off => hex $3, size => hex $4 };
+}
+for my $i (0 .. $#counts) {
+    my $n = $counts[$i];
+    my $note = $notes[$i];
+    is $note->{provider}, 'sdt__prov', "$n args: '-' in the provider is published as '__'";
+    is $note->{name}, "args__$n", "$n args: and in the probe name";
+    is $note->{pc}, $sec{'.text'}{addr} + 48 * $i + $site, "$n args: location is the stub's 5-byte nop";
+    is $note->{base}, $sec{'.stapsdt.base'}{addr}, "$n args: base is .stapsdt.base";
+    is $note->{sem}, $sec{'.probes'}{addr} + 2 * $i, "$n args: a 2-byte semaphore in .probes";
+    my $shown = $n > 12 ? 12 : $n;
+    my $want = join ' ', map { ($_ % 2 ? '' : '-') . "$w\@$where[$_]" } 0 .. $shown - 1;
+    is $note->{args}, $want, "$n args: argument specs" . ($n > 12 ? ' (the first 12)' : '');
+}
+
+my ($ast, $all) = run_capture('readelf', '-aW', $path);
+is $ast, 0, 'readelf -a';
+unlike $all, qr/warning|error/i, 'readelf -a prints no warning';
+like $all, qr/Build ID: [0-9a-f]{40}/, 'a build-id note';
+like $all, qr/GNU_STACK\s+0x0+ 0x0+ 0x0+ 0x0+ 0x0+ RW /, 'the stack is not executable';
+my @loads = $all =~ /^\s+LOAD\s+(?:0x[0-9a-f]+\s+){5}(.{3}) 0x1000$/mg;
+is_deeply [sort @loads], [sort 'R  ', 'R E', 'RW '], 'segments R, R E, RW: none writable and executable';
+like $all, qr/FUNC\s+GLOBAL DEFAULT\s+\d+ sdt-prov_fn_args-0\b/, 'each stub has a symbol named provider_function_name';
+like $all, qr/OBJECT\s+GLOBAL DEFAULT\s+\d+ sdt__prov_args__0_semaphore\b/, 'and each semaphore one';
+like $all, qr/\(SONAME\)\s+Library soname: \[libusdt-sdt-prov\]/, 'a soname';
+
+# the process maps no segment writable and executable at once
+my ($pid) = $d->cmd('pid') =~ /(\d+)/;
+open my $maps, '<', "/proc/$pid/maps" or die;
+my @wx = grep { (split ' ')[1] =~ /w.x/ } <$maps>;
+is_deeply \@wx, [], 'no mapping of the process is writable and executable';
+
+$d->ok_all('free p');
+is $d->close, 0;
+done_testing;
