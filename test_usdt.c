@@ -18,7 +18,9 @@
  *   fireloop D|K N ARG..., guarded D|K N ARG...   fire N times
  *   wait D 0|1 MS                   until usdt_is_enabled(D) is that
  *   mem ADDR LEN                    hex bytes of our memory
- *   counts                          open descriptors and mapping lines
+ *   counts, rss                     open descriptors and mapping lines; RSS KiB
+ *   cycle P N                       enable and disable P N times
+ *   churn N                         create, enable, release, free N providers
  *   marshal N                       the argument marshaller, N arguments
  *   arch, pid, sleep MS, echo TEXT, quit
  */
@@ -500,6 +502,38 @@ command(char **tok, int ntok)
         } else if (strcmp(cmd, "counts") == 0) {
                 printf("fds %d maps %d\n", count_dir("/proc/self/fd"),
                        count_lines("/proc/self/maps"));
+        } else if (strcmp(cmd, "rss") == 0) {
+                long pages = 0, resident = 0;
+                FILE *f = fopen("/proc/self/statm", "r");
+                if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+                        resident = -1;
+                if (f)
+                        fclose(f);
+                printf("rss %ld\n", resident * (sysconf(_SC_PAGESIZE) / 1024));
+        } else if (strcmp(cmd, "cycle") == 0 && ntok == 3) {
+                long n = atol(tok[2]), k;
+                p = provider_of(tok[1]);
+                for (k = 0; k < n; k++)
+                        if (usdt_provider_enable(p) != 0 || usdt_provider_disable(p) != 0)
+                                break;
+                if (k == n)
+                        printf("ok\n");
+                else
+                        say_error(p);
+        } else if (strcmp(cmd, "churn") == 0 && ntok == 2) {
+                /* what a binding that makes providers on the fly does */
+                long n = atol(tok[1]), k;
+                const char *types[2] = { "int", "char *" };
+                for (k = 0; k < n; k++) {
+                        usdt_provider_t *np = usdt_create_provider("churn", "mod");
+                        usdt_probedef_t *nd = usdt_create_probe("fn", "p", 2, types);
+                        if (np == NULL || nd == NULL || usdt_provider_add_probe(np, nd) != 0 ||
+                            usdt_provider_enable(np) != 0)
+                                break;
+                        usdt_probe_release(nd);
+                        usdt_provider_free(np);
+                }
+                printf(k == n ? "ok\n" : "error at %ld\n", k);
         } else if (strcmp(cmd, "marshal") == 0 && ntok == 2) {
                 marshal(strtoul(tok[1], NULL, 0));
         } else if (strcmp(cmd, "arch") == 0) {

@@ -52,8 +52,10 @@ static __thread char usdt_create_error[256];
 static const volatile uint16_t usdt_zero_semaphore = 0;
 static char usdt_oom_text[] = "failed to allocate memory";
 
-/* Every object not yet destroyed (published, kept, or retired). */
+/* Every object published or kept (not retired). */
 static struct usdt_object *usdt_objects;
+
+static void usdt_object_reap(void);
 
 /* --- The lock ----------------------------------------------------------- */
 
@@ -334,6 +336,7 @@ usdt_create_probe(const char *func, const char *name, size_t argc,
         pd->refcnt = 2;
         pd->probe = NULL;
         impl->handle->refcnt = 1;
+        impl->handle->owned = 1;
         usdt_handle_reset(impl->handle);
         return pd;
 fail:
@@ -362,6 +365,7 @@ probedef_release_locked(usdt_probedef_t *pd)
         if (pd->refcnt != 1)
                 return;
         pd->refcnt = 0;
+        impl->handle->owned = 0;
         usdt_handle_put(impl->handle);
         for (i = 0; i < pd->argc; i++)
                 free(pd->types[i]);
@@ -377,6 +381,7 @@ usdt_probe_release(usdt_probedef_t *probedef)
                 return;
         usdt_lock();
         probedef_release_locked(probedef);
+        usdt_object_reap();
         usdt_unlock();
 }
 
@@ -684,20 +689,31 @@ object_retire(struct usdt_object *obj)
         usdt_graveyard = obj;
 }
 
+/*
+ * Whether a retired object can go: no fire may be inside it, and no
+ * usdt_is_enabled may still hold a pointer to one of its semaphores. A
+ * reader can only hold one through a handle whose probedef is alive:
+ * handles whose probedefs are freed have no readers, so the grace period
+ * applies only while some probedef of the object still exists.
+ */
 static int
 object_quiet(const struct usdt_object *obj, const struct timespec *now)
 {
         long elapsed_ns = (now->tv_sec - obj->retired_at.tv_sec) * 1000000000L +
                           (now->tv_nsec - obj->retired_at.tv_nsec);
+        int shared = 0;
         size_t i;
 
-        if (elapsed_ns < USDT_GRACE_NS)
-                return 0;
-        for (i = 0; i < obj->nprobes; i++)
-                if (obj->handles[i] != NULL &&
-                    __atomic_load_n(&obj->handles[i]->inflight, __ATOMIC_SEQ_CST) != 0)
+        for (i = 0; i < obj->nprobes; i++) {
+                const struct usdt_handle *h = obj->handles[i];
+                if (h == NULL)
+                        continue;
+                if (__atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST) != 0)
                         return 0;
-        return 1;
+                if (h->owned)
+                        shared = 1;
+        }
+        return !shared || elapsed_ns >= USDT_GRACE_NS;
 }
 
 /* Destroy the retired objects no fire can be inside any more. */
