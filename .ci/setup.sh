@@ -7,9 +7,9 @@
 #   CI=true sh .ci/setup.sh  the same; anything still missing is an error
 set -u
 
-PACKAGES="build-essential gcc-multilib clang perl binutils gdb bpftrace linux-perf systemtap-sdt-dev valgrind"
+PACKAGES="build-essential gcc-multilib clang perl binutils file gdb bpftrace linux-perf systemtap-sdt-dev valgrind qemu-user util-linux"
 # command -> package that provides it
-NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang"
+NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang qemu-i386:qemu-user file:file unshare:util-linux"
 
 missing=""
 for pair in $NEEDS; do

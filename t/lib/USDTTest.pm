@@ -32,12 +32,13 @@ sub top_dir {
 # with ->cmd(LINE) (the answer line), ->pid, ->close.
 sub driver {
     my (%env) = @_;
-    my $exe = $env{_exe} // top_dir() . '/test_usdt';
+    # _exe: another driver, given as a command (e.g. "qemu-i386 PATH")
+    my @exe = split ' ', ($env{_exe} // top_dir() . '/test_usdt');
     delete $env{_exe};
     local %ENV = (%ENV, %env);
     for (keys %env) { delete $ENV{$_} unless defined $env{$_} }
     my ($out, $in);
-    my $pid = IPC::Open2::open2($out, $in, $exe) or die "cannot start $exe";
+    my $pid = IPC::Open2::open2($out, $in, @exe) or die "cannot start @exe";
     $in->autoflush(1);
     $started{$pid} = 'test_usdt';
     my $self = bless { pid => $pid, in => $in, out => $out }, 'USDTTest::Driver';
