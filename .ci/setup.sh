@@ -17,7 +17,7 @@ for pair in $NEEDS; do
         command -v "$cmd" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
 echo "#include <sys/sdt.h>" | cc -E -x c - >/dev/null 2>&1 || missing="$missing systemtap-sdt-dev"
-[ -d /usr/lib/gcc/x86_64-linux-gnu ] && ! [ -d /usr/lib32 ] && missing="$missing gcc-multilib"
+echo 'int main(void) { return 0; }' | cc -m32 -x c - -o /dev/null 2>/dev/null || missing="$missing gcc-multilib"
 
 if [ -n "$missing" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
