@@ -25,7 +25,9 @@ OBJS    = usdt.o usdt_dof.o usdt_dof_file.o usdt_dof_sections.o \
           usdt_probe.o usdt_elf.o usdt_tracepoints.o
 HEADERS = usdt.h usdt_internal.h
 
-.PHONY: all clean test demo deps check-tracers
+EXAMPLES = examples/hello examples/guarded examples/many
+
+.PHONY: all clean test demo deps examples bench
 
 all: libusdt.a
 
@@ -42,16 +44,24 @@ libusdt.a: $(OBJS)
 test_usdt: test_usdt.c libusdt.a usdt.h
 	$(CC) $(CFLAGS) $(MFLAG) $(WARN) -o $@ test_usdt.c libusdt.a -lpthread
 
+examples/%: examples/%.c libusdt.a usdt.h
+	$(CC) $(CFLAGS) $(MFLAG) $(WARN) -I. -o $@ $< libusdt.a
+
+examples: $(EXAMPLES)
+
 clean:
-	rm -f *.o libusdt.a test_usdt demo/demo
+	rm -f *.o libusdt.a test_usdt $(EXAMPLES)
 
 # Installs what the suite needs (as root, from Debian packages) and mounts
 # tracefs if it is empty; otherwise says what is missing.
 deps:
 	@sh .ci/setup.sh
 
-test: deps all test_usdt
+test: deps all test_usdt examples
 	prove -I t/lib t/
 
-demo: deps all
-	$(MAKE) -C examples demo
+demo: deps examples/hello
+	@sh examples/demo.sh
+
+bench: all
+	$(MAKE) -C bench run
