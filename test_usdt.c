@@ -22,12 +22,20 @@
  *   cycle P N                       enable and disable P N times
  *   churn N                         create, enable, release, free N providers
  *   marshal N                       the argument marshaller, N arguments
+ *   mtfire D T N                    T threads fire D N times each, guarded
+ *   race toggle|churn SECONDS T     T threads fire while this one disables/frees
+ *   mtcontrol T N                   T threads run the control API N times
+ *   child_fire D N, waitchild PID   a child fires D N times once traced
+ *   child_free P                    a child frees P and exits
+ *   exec_fds                        the descriptors an exec'ed program sees
  *   arch, pid, sleep MS, echo TEXT, quit
  */
 #define _GNU_SOURCE
 #include "usdt.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -290,6 +298,181 @@ marshal(size_t argc)
         printf("\n");
 }
 
+/* --- Threads and processes ------------------------------------------------ */
+
+struct fire_job {
+        usdt_probe_t *probe;
+        long count;
+        long fired;
+};
+
+static void *
+fire_thread(void *arg)
+{
+        struct fire_job *job = arg;
+        void *args[2] = { (void *)(intptr_t)7, (void *)"thread" };
+        long k;
+
+        for (k = 0; k < job->count; k++) {
+                if (usdt_is_enabled(job->probe) == 1) {
+                        usdt_fire_probe(job->probe, 2, args);
+                        job->fired++;
+                }
+        }
+        return NULL;
+}
+
+/* T threads each fire the probe N times, guarded; prints the fires. */
+static void
+mtfire(usdt_probe_t *probe, int threads, long count)
+{
+        pthread_t tid[64];
+        struct fire_job jobs[64];
+        long fired = 0;
+        int i;
+
+        for (i = 0; i < threads && i < 64; i++) {
+                jobs[i].probe = probe;
+                jobs[i].count = count;
+                jobs[i].fired = 0;
+                pthread_create(&tid[i], NULL, fire_thread, &jobs[i]);
+        }
+        for (i = 0; i < threads && i < 64; i++) {
+                pthread_join(tid[i], NULL);
+                fired += jobs[i].fired;
+        }
+        printf("fired %ld\n", fired);
+}
+
+/*
+ * The races: firing threads use whatever handle the control thread last
+ * published, while it disables and enables (mode "toggle": the same
+ * object comes back) or frees and makes whole new providers (mode
+ * "churn"). Every probedef stays alive until the end, as a binding that
+ * kept its handles would; no fire may crash.
+ */
+static usdt_probe_t *race_handle;
+static int race_stop;
+
+static void *
+race_fire_thread(void *arg)
+{
+        void *args[2] = { (void *)(intptr_t)1, (void *)"race" };
+        long *fires = arg;
+
+        while (!__atomic_load_n(&race_stop, __ATOMIC_RELAXED)) {
+                usdt_probe_t *h = __atomic_load_n(&race_handle, __ATOMIC_ACQUIRE);
+                if (usdt_is_enabled(h))
+                        (*fires)++;
+                usdt_fire_probe(h, 2, args);
+        }
+        return NULL;
+}
+
+static void
+race(const char *mode, double seconds, int threads)
+{
+        const char *types[2] = { "int", "char *" };
+        usdt_probedef_t **kept = NULL;
+        usdt_provider_t *prov = NULL;
+        pthread_t tid[16];
+        long fires[16] = { 0 }, rounds = 0, nkept = 0, total = 0;
+        struct timespec start, now;
+        int i, churn = strcmp(mode, "churn") == 0, failed = 0;
+
+        race_stop = 0;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (i = 0; i < threads && i < 16; i++)
+                pthread_create(&tid[i], NULL, race_fire_thread, &fires[i]);
+        do {
+                if (prov == NULL) {
+                        usdt_probedef_t *d = usdt_create_probe("fn", "racing", 2, types);
+                        prov = usdt_create_provider("race", "mod");
+                        kept = realloc(kept, (size_t)(nkept + 1) * sizeof(*kept));
+                        kept[nkept++] = d;
+                        if (prov == NULL || d == NULL || usdt_provider_add_probe(prov, d) != 0)
+                                failed = 1;
+                }
+                if (usdt_provider_enable(prov) != 0)
+                        failed = 1;
+                __atomic_store_n(&race_handle, kept[nkept - 1]->probe, __ATOMIC_RELEASE);
+                sleep_ms(1);
+                if (churn) {
+                        usdt_provider_free(prov);
+                        prov = NULL;
+                } else if (usdt_provider_disable(prov) != 0) {
+                        failed = 1;
+                }
+                rounds++;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (!failed && (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+        __atomic_store_n(&race_stop, 1, __ATOMIC_RELAXED);
+        for (i = 0; i < threads && i < 16; i++) {
+                pthread_join(tid[i], NULL);
+                total += fires[i];
+        }
+        usdt_provider_free(prov);
+        race_handle = NULL;
+        for (i = 0; i < nkept; i++)
+                usdt_probe_release(kept[i]);
+        free(kept);
+        printf("race %s rounds %s enabled-fires %ld\n", failed ? "failed" : "ok",
+               rounds > 10 ? "many" : "few", total);
+}
+
+/* Threads that each create, enable, fire, disable and free their own
+ * providers while all toggle one shared provider. */
+static usdt_provider_t *shared_provider;
+
+static void *
+control_thread(void *arg)
+{
+        long n = *(long *)arg, k, errors = 0;
+        const char *types[1] = { "int" };
+
+        for (k = 0; k < n; k++) {
+                usdt_provider_t *p = usdt_create_provider("mine", "mod");
+                usdt_probedef_t *d = usdt_create_probe("fn", "p", 1, types);
+                void *args[1] = { (void *)(intptr_t)k };
+                if (p == NULL || d == NULL || usdt_provider_add_probe(p, d) != 0 ||
+                    usdt_provider_enable(p) != 0)
+                        errors++;
+                else
+                        usdt_fire_probe(d->probe, 1, args);
+                usdt_provider_disable(p);
+                usdt_probe_release(d);
+                usdt_provider_free(p);
+                if (usdt_provider_enable(shared_provider) != 0 ||
+                    usdt_provider_disable(shared_provider) != 0)
+                        errors++;
+        }
+        *(long *)arg = errors;
+        return NULL;
+}
+
+static void
+mtcontrol(int threads, long n)
+{
+        pthread_t tid[16];
+        long args[16], errors = 0;
+        usdt_probedef_t *d = usdt_create_probe("fn", "shared", 0, NULL);
+        int i;
+
+        shared_provider = usdt_create_provider("shared", "mod");
+        usdt_provider_add_probe(shared_provider, d);
+        for (i = 0; i < threads && i < 16; i++) {
+                args[i] = n;
+                pthread_create(&tid[i], NULL, control_thread, &args[i]);
+        }
+        for (i = 0; i < threads && i < 16; i++) {
+                pthread_join(tid[i], NULL);
+                errors += args[i];
+        }
+        usdt_probe_release(d);
+        usdt_provider_free(shared_provider);
+        printf("errors %ld\n", errors);
+}
+
 /* --- The command loop ----------------------------------------------------- */
 
 static void
@@ -536,6 +719,46 @@ command(char **tok, int ntok)
                 printf(k == n ? "ok\n" : "error at %ld\n", k);
         } else if (strcmp(cmd, "marshal") == 0 && ntok == 2) {
                 marshal(strtoul(tok[1], NULL, 0));
+        } else if (strcmp(cmd, "mtfire") == 0 && ntok == 4) {
+                mtfire(handle_of(tok[1]), atoi(tok[2]), atol(tok[3]));
+        } else if (strcmp(cmd, "race") == 0 && ntok == 4) {
+                race(tok[1], atof(tok[2]), atoi(tok[3]));
+        } else if (strcmp(cmd, "mtcontrol") == 0 && ntok == 3) {
+                mtcontrol(atoi(tok[1]), atol(tok[2]));
+        } else if (strcmp(cmd, "child_fire") == 0 && ntok == 3) {
+                /* a child that waits to be traced, fires N times, exits */
+                pid_t pid = fork();
+                if (pid == 0) {
+                        long k, n = atol(tok[2]), waited;
+                        void *args[1] = { (void *)(intptr_t)99 };
+                        h = handle_of(tok[1]);
+                        for (waited = 0; waited < 30000 && !usdt_is_enabled(h); waited += 10)
+                                sleep_ms(10);
+                        for (k = 0; k < n; k++)
+                                usdt_fire_probe(h, 1, args);
+                        sleep_ms(200);
+                        _exit(usdt_is_enabled(h) ? 0 : 3);
+                }
+                printf("child %d\n", (int)pid);
+        } else if (strcmp(cmd, "child_free") == 0 && ntok == 2) {
+                /* a child that frees the provider (and exits as a binding would) */
+                pid_t pid = fork();
+                int status = -1;
+                if (pid == 0) {
+                        usdt_provider_free(provider_of(tok[1]));
+                        exit(0);
+                }
+                waitpid(pid, &status, 0);
+                printf("child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        } else if (strcmp(cmd, "waitchild") == 0 && ntok == 2) {
+                int status = -1;
+                waitpid((pid_t)atoi(tok[1]), &status, 0);
+                printf("child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        } else if (strcmp(cmd, "exec_fds") == 0) {
+                /* which descriptors a program we exec finds open */
+                fflush(stdout);
+                if (system("ls /proc/self/fd | tr '\\n' ' ' | sed 's/^/fds /; s/ $//'; echo") != 0)
+                        printf("error system\n");
         } else if (strcmp(cmd, "arch") == 0) {
 #if defined(__x86_64__)
                 printf("arch x86_64\n");

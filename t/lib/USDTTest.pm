@@ -60,6 +60,22 @@ sub cmd {
     return $answer;
 }
 
+# A command whose answer comes later (the driver is busy with it): send
+# now, recv when ready.
+sub send {
+    my ($self, $line) = @_;
+    print { $self->{in} } "$line\n" or die "driver gone (writing '$line')";
+}
+
+sub recv {
+    my ($self) = @_;
+    my $out = $self->{out};
+    my $answer = <$out>;
+    die "driver gone" unless defined $answer;
+    chomp $answer;
+    return $answer;
+}
+
 # Several commands; dies unless each answers "ok".
 sub ok_all {
     my ($self, @lines) = @_;

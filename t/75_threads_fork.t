@@ -1,0 +1,90 @@
+# Threads and processes: the control API from several threads at once;
+# exact counts when 4 threads fire under a tracer; fires that race a
+# disable or a free never crash; forked children fire traceably and
+# cannot break their parent's probes; exec'ed programs inherit nothing.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use lib 't/lib';
+use USDTTest qw(driver tracer_start tracer_stop);
+
+my $exe = $ENV{USDT_TEST_EXE};
+my @exe = $exe ? (_exe => $exe) : ();
+
+subtest 'the control API from 4 threads, on their own and on one shared provider' => sub {
+    my $d = driver(@exe);
+    is $d->cmd('mtcontrol 4 2000'), 'errors 0';
+    is $d->close, 0;
+};
+
+subtest '4 threads x 100 000 guarded fires under bpftrace: the count is exact' => sub {
+    my $d = driver(@exe);
+    my ($pid) = $d->cmd('pid') =~ /(\d+)/;
+    $d->ok_all('provider p threads mod', 'probe a fn hit int str', 'add p a', 'enable p');
+    my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::threads:hit { @n = count(); }',
+                          { ready => qr/Attaching/, timeout => 60 });
+    is $d->cmd('wait a 1 20000'), '1';
+    is $d->cmd('mtfire a 4 100000'), 'fired 400000', 'every guarded fire fired';
+    like tracer_stop($bt), qr/^\@n: 400000$/m, 'bpftrace counted each of them';
+    $d->ok_all('free p');
+    is $d->close, 0;
+};
+
+subtest 'fires racing disable and enable, under bpftrace, for 4 seconds' => sub {
+    my $d = driver(@exe);
+    my ($pid) = $d->cmd('pid') =~ /(\d+)/;
+    $d->send('race toggle 4 3');
+    sleep 1;
+    my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::race:racing { @n = count(); }',
+                          { ready => qr/Attaching/, timeout => 60 });
+    like $d->recv, qr/^race ok rounds many enabled-fires [1-9]\d*$/,
+        'no crash; some fires saw the probe enabled';
+    like tracer_stop($bt), qr/^\@n: [1-9]\d*$/m, 'and bpftrace counted fires';
+    is $d->close, 0;
+};
+
+subtest 'fires racing free and re-creation, without a tracer, for 3 seconds' => sub {
+    my $d = driver(@exe);
+    is $d->cmd('race churn 3 3'), 'race ok rounds many enabled-fires 0';
+    is $d->cmd('race toggle 1 3'), 'race ok rounds many enabled-fires 0';
+    is $d->close, 0;
+};
+
+subtest 'a forked child fires, traceable by its own pid' => sub {
+    my $d = driver(@exe);
+    $d->ok_all('provider p forked mod', 'probe a fn p int', 'add p a', 'enable p');
+    my ($child) = $d->cmd('child_fire a 5') =~ /^child (\d+)$/;
+    ok $child, 'the child runs';
+    my $bt = tracer_start('bpftrace', '-p', $child, '-e', 'usdt::forked:p { @n = count(); }',
+                          { ready => qr/Attaching/, timeout => 60 });
+    is $d->cmd("waitchild $child"), 'child exited 0', 'the child saw itself traced and fired';
+    like tracer_stop($bt), qr/^\@n: 5$/m, "bpftrace -p CHILD counted the child's 5 fires";
+    is $d->cmd('isenabled a'), '0', "the parent's probe was not traced";
+    $d->ok_all('free p');
+    is $d->close, 0;
+};
+
+for my $mode ('memory file', 'file mode') {
+    subtest "$mode: a child that frees the provider leaves the parent's probes working" => sub {
+        my $dir = tempdir(CLEANUP => 1) . '/objects';
+        my $d = driver(@exe, $mode eq 'file mode' ? (USDT_SDT_DIR => $dir) : ());
+        my ($pid) = $d->cmd('pid') =~ /(\d+)/;
+        my $fds = $d->cmd('exec_fds');
+        $d->ok_all('provider p parent mod', 'probe a fn p int', 'add p a', 'enable p');
+        is $d->cmd('exec_fds'), $fds, 'an exec\'ed program inherits no descriptor of ours';
+        my ($path) = $d->cmd('path p') =~ /^path (\S+)/;
+        is $d->cmd('child_free p'), 'child exited 0';
+        ok -e $path, 'the object is still there';
+        is $d->cmd('path p'), "path $path";
+        my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::parent:p { @n = count(); }',
+                              { ready => qr/Attaching/, timeout => 60 });
+        is $d->cmd('wait a 1 20000'), '1';
+        is $d->cmd('fire a i:1'), 'fired 1';
+        like tracer_stop($bt), qr/^\@n: 1$/m, "the parent's probe still fires into bpftrace";
+        $d->ok_all('free p');
+        is $d->close, 0;
+    };
+}
+
+done_testing;
