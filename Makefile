@@ -27,7 +27,17 @@ HEADERS = usdt.h usdt_internal.h
 
 EXAMPLES = examples/hello examples/guarded examples/many
 
-.PHONY: all clean test demo deps examples bench
+# Installation. The shared library is built in its own directory, never
+# beside libusdt.a: bindings link with -lusdt -L. and must get the archive.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+SHARED  = build/shared
+VERSION = 1.0.0
+
+.PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall
 
 all: libusdt.a
 
@@ -44,6 +54,35 @@ libusdt.a: $(OBJS)
 test_usdt: test_usdt.c libusdt.a usdt.h
 	$(CC) $(CFLAGS) $(MFLAG) $(WARN) -o $@ test_usdt.c libusdt.a -lpthread
 
+$(SHARED)/libusdt.so.1: $(OBJS)
+	mkdir -p $(SHARED)
+	$(CC) $(MFLAG) -shared -Wl,-soname,libusdt.so.1 -Wl,-z,noexecstack -o $@ $(OBJS)
+	ln -sf libusdt.so.1 $(SHARED)/libusdt.so
+
+shared: $(SHARED)/libusdt.so.1
+
+# written anew each time: PREFIX may differ between runs
+pkgconfig:
+	mkdir -p $(SHARED)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: libusdt' 'Description: USDT probes created at run time (DTrace and Linux tracers)' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lusdt' > $(SHARED)/libusdt.pc
+
+install: all shared pkgconfig
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
+	install -m 644 usdt.h $(DESTDIR)$(INCDIR)/usdt.h
+	install -m 644 libusdt.a $(DESTDIR)$(LIBDIR)/libusdt.a
+	install -m 755 $(SHARED)/libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so.1
+	ln -sf libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so
+	install -m 644 $(SHARED)/libusdt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libusdt.pc
+	pages=$$(cat man/PAGES) && for page in $$pages; do install -m 644 man/$$page $(DESTDIR)$(MANDIR)/man3/$$page; done
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/usdt.h $(DESTDIR)$(LIBDIR)/libusdt.a \
+	  $(DESTDIR)$(LIBDIR)/libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/libusdt.pc
+	pages=$$(cat man/PAGES) && for page in $$pages; do rm -f $(DESTDIR)$(MANDIR)/man3/$$page; done
+
 examples/%: examples/%.c libusdt.a usdt.h
 	$(CC) $(CFLAGS) $(MFLAG) $(WARN) -I. -o $@ $< libusdt.a
 
@@ -51,6 +90,7 @@ examples: $(EXAMPLES)
 
 clean:
 	rm -f *.o libusdt.a test_usdt $(EXAMPLES)
+	rm -rf build
 
 # Installs what the suite needs (as root, from Debian packages) and mounts
 # tracefs if it is empty; otherwise says what is missing.

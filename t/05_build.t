@@ -49,5 +49,8 @@ for my $cc ('gcc', 'clang') {
                           usdt_provider_enable usdt_provider_free usdt_provider_path
                           usdt_provider_remove_probe)),
         'only the public API has default visibility';
+    my ($ast, $all) = run_capture('nm', '-g', '--defined-only', "$dir/libusdt.a");
+    my @unprefixed = grep { !/^usdt_/ } map { (split ' ')[2] // () } grep { / [A-Z] / } split /\n/, $all;
+    is_deeply \@unprefixed, [], 'every global symbol of the archive starts with usdt_';
 }
 done_testing;
