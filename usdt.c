@@ -992,13 +992,15 @@ out:
 USDT_EXPORT const char *
 usdt_provider_path(usdt_provider_t *provider)
 {
+        const struct usdt_object *obj;
         const char *path = NULL;
 
         if (provider == NULL)
                 return NULL;
         usdt_lock();
-        if (provider->enabled && USDT_IMPL(provider)->object != NULL)
-                path = USDT_IMPL(provider)->object->path;
+        obj = USDT_IMPL(provider)->object;
+        if (provider->enabled && obj != NULL)
+                path = obj->file != NULL ? obj->file : obj->path;
         usdt_unlock();
         return path;
 }

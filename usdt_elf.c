@@ -531,7 +531,12 @@ dir_open(usdt_provider_t *provider, const char *dir, char **real)
         return fd;
 }
 
-/* Write the image into a file in USDT_SDT_DIR; sets obj->path, obj->file. */
+/*
+ * Write the image into a file in USDT_SDT_DIR; sets obj->file (what
+ * tracers and usdt_provider_path name), obj->fd and obj->path (what
+ * dlopen loads: /proc/PID/fd/N of the very file we wrote, so nothing can
+ * swap another object in under the name between the write and the load).
+ */
 static int
 store_in_dir(struct usdt_object *obj, usdt_provider_t *provider,
              const char *dir, const unsigned char *img, size_t bytes)
@@ -546,7 +551,7 @@ store_in_dir(struct usdt_object *obj, usdt_provider_t *provider,
         dir_reap(dirfd);
         snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-%s.so", (int)getpid(),
                  process_start_time(getpid()), ++sequence, provider->name);
-        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 || write_all(fd, img, bytes) != 0 || fchmod(fd, 0400) != 0) {
                 usdt_set_error(provider, "USDT_SDT_DIR=%s: cannot write %s: %s",
                                dir, name, strerror(errno));
@@ -558,22 +563,24 @@ store_in_dir(struct usdt_object *obj, usdt_provider_t *provider,
                 free(real);
                 return -1;
         }
-        close(fd);
-        close(dirfd);
-        if (asprintf(&obj->file, "%s/%s", real, name) < 0) {
+        if (asprintf(&obj->file, "%s/%s", real, name) < 0)
                 obj->file = NULL;
-                free(real);
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                return -1;
-        }
+        if (asprintf(&obj->path, "/proc/%d/fd/%d", (int)getpid(), fd) < 0)
+                obj->path = NULL;
         free(real);
-        obj->path = strdup(obj->file);
-        obj->creator = getpid();
-        if (obj->path == NULL) {
-                usdt_sdt_retire(obj);
+        if (obj->file == NULL || obj->path == NULL) {
+                unlinkat(dirfd, name, 0);
+                close(dirfd);
+                close(fd);
+                free(obj->file);
+                free(obj->path);
+                obj->file = obj->path = NULL;
                 usdt_error(provider, USDT_ERROR_MALLOC);
                 return -1;
         }
+        close(dirfd);
+        obj->fd = fd;
+        obj->creator = getpid();
         return 0;
 }
 

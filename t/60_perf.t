@@ -25,6 +25,8 @@ my ($path) = $d->cmd('path p') =~ /^path (\S+)/;
 like $path, qr{^\Q$dir\E/usdt-$pid-\d+-\d+-perfprov\.so$}, 'the object is a file in USDT_SDT_DIR';
 is((stat $dir)[2] & 07777, 0700, 'the directory is private (0700)');
 is((stat $path)[2] & 07777, 0400, 'the file is read-only to its owner');
+my $maps = do { open my $fh, '<', "/proc/$pid/maps" or die; local $/; <$fh> };
+like $maps, qr/ \Q$path\E$/m, 'the process maps it by its path, where perf and bpftrace find it';
 
 my ($st, $out) = run_capture(@perf, 'buildid-cache', '--add', $path);
 is $st, 0, 'perf buildid-cache --add' or diag $out;
