@@ -28,6 +28,7 @@
  *   child_fire D N, waitchild PID   a child fires D N times once traced
  *   child_free P                    a child frees P and exits
  *   exec_fds                        the descriptors an exec'ed program sees
+ *   nullcalls                       every public function given NULLs
  *   arch, pid, sleep MS, echo TEXT, quit
  */
 #define _GNU_SOURCE
@@ -759,6 +760,36 @@ command(char **tok, int ntok)
                 fflush(stdout);
                 if (system("ls /proc/self/fd | tr '\\n' ' ' | sed 's/^/fds /; s/ $//'; echo") != 0)
                         printf("error system\n");
+        } else if (strcmp(cmd, "nullcalls") == 0) {
+                /* every public function with NULL for each pointer */
+                usdt_provider_t *np = usdt_create_provider("nulls", "mod");
+                usdt_probedef_t *nd = usdt_create_probe("f", "p", 0, NULL);
+                void *dof = NULL;
+                size_t size = 0;
+                printf("add %d %d remove %d %d enable %d disable %d dof %d %d %d path %s "
+                       "isenabled %d create %s %s %s %s\n",
+                       usdt_provider_add_probe(NULL, nd), usdt_provider_add_probe(np, NULL),
+                       usdt_provider_remove_probe(NULL, nd),
+                       usdt_provider_remove_probe(np, NULL),
+                       usdt_provider_enable(NULL), usdt_provider_disable(NULL),
+                       usdt_provider_dof(NULL, &dof, &size), usdt_provider_dof(np, NULL, &size),
+                       usdt_provider_dof(np, &dof, NULL),
+                       usdt_provider_path(NULL) ? "set" : "null",
+                       usdt_is_enabled(NULL),
+                       usdt_create_provider(NULL, "m") ? "set" : "null",
+                       usdt_create_provider("p", NULL) ? "set" : "null",
+                       usdt_create_probe(NULL, "n", 0, NULL) ? "set" : "null",
+                       usdt_create_probe("f", NULL, 0, NULL) ? "set" : "null");
+                usdt_fire_probe(NULL, 3, NULL);
+                usdt_probe_release(NULL);
+                usdt_provider_free(NULL);
+                usdt_error(NULL, USDT_ERROR_MALLOC);
+                usdt_error(np, USDT_ERROR_NOPROBES);
+                usdt_error(np, (usdt_error_t)99);       /* no such template: ignored */
+                printf("errstr %s\n", usdt_errstr(np));
+                usdt_probe_release(nd);
+                usdt_probe_release(nd);
+                usdt_provider_free(np);
         } else if (strcmp(cmd, "arch") == 0) {
 #if defined(__x86_64__)
                 printf("arch x86_64\n");

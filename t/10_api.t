@@ -197,5 +197,11 @@ subtest 'USDT_BACKEND=dof on a host without DTrace: a clear error naming the dev
     is $bad->close, 0;
 } if !-e '/dev/dtrace/helper';
 
+subtest 'NULL for every pointer argument: an error return or a no-op, never a crash' => sub {
+    is cmd('nullcalls'),
+        'add -1 -1 remove -1 -1 enable -1 disable -1 dof -1 -1 -1 path null isenabled 0 create null null null null';
+    is $d->recv, 'errstr no probes defined', 'usdt_error with an unknown code changes nothing';
+};
+
 is $d->close, 0, 'the driver exits cleanly';
 done_testing;
