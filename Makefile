@@ -37,7 +37,14 @@ MANDIR  ?= $(PREFIX)/share/man
 SHARED  = build/shared
 VERSION = 1.0.0
 
-.PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall
+# Sanitizer builds of the test driver, run by the driver-based tests.
+DRIVER_TESTS = t/10_api.t t/15_marshal.t t/20_dof.t t/30_sdt_object.t t/40_bpftrace.t \
+               t/50_gdb.t t/60_perf.t t/70_lifecycle.t t/75_threads_fork.t
+SAN_SRCS = $(OBJS:.o=.c) test_usdt.c
+SAN_asan = -fsanitize=address -fno-omit-frame-pointer
+SAN_ubsan = -fsanitize=undefined -fno-sanitize-recover=all
+
+.PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall asan ubsan
 
 all: libusdt.a
 
@@ -82,6 +89,15 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so \
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/libusdt.pc
 	pages=$$(cat man/PAGES) && for page in $$pages; do rm -f $(DESTDIR)$(MANDIR)/man3/$$page; done
+
+build/asan/test_usdt build/ubsan/test_usdt: $(filter-out usdt_tracepoints.c,$(SAN_SRCS)) usdt_tracepoints_$(USDT_ARCH).s $(HEADERS)
+	mkdir -p $(@D)
+	$(CC) -O1 -g $(SAN_$(notdir $(@D))) $(MFLAG) $(WARN) -o $@ \
+	  $(filter-out usdt_tracepoints.c,$(SAN_SRCS)) usdt_tracepoints_$(USDT_ARCH).s -lpthread
+
+asan ubsan: deps
+	$(MAKE) build/$@/test_usdt
+	USDT_TEST_EXE=$(CURDIR)/build/$@/test_usdt USDT_TEST_SANITIZER=$@ prove -I t/lib $(DRIVER_TESTS)
 
 examples/%: examples/%.c libusdt.a usdt.h
 	$(CC) $(CFLAGS) $(MFLAG) $(WARN) -I. -o $@ $< libusdt.a

@@ -618,12 +618,14 @@ command(char **tok, int ntok)
                 p = provider_of(tok[1]);
                 if (usdt_provider_dof(p, &dof, &size) == 0) {
                         FILE *f = fopen(tok[2], "wb");
-                        if (f == NULL || fwrite(dof, 1, size, f) != size)
-                                printf("error cannot write %s\n", tok[2]);
-                        else
+                        int written = f != NULL && fwrite(dof, 1, size, f) == size;
+                        /* closed (flushed) before the answer: the test reads it next */
+                        if (f != NULL && fclose(f) != 0)
+                                written = 0;
+                        if (written)
                                 printf("ok %zu\n", size);
-                        if (f)
-                                fclose(f);
+                        else
+                                printf("error cannot write %s\n", tok[2]);
                         free(dof);
                 } else {
                         say_error(p);

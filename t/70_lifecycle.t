@@ -12,6 +12,10 @@ use USDTTest qw(driver run_capture);
 my $exe = $ENV{USDT_TEST_EXE};
 my @exe = $exe ? (_exe => $exe) : ();
 my $tmp = tempdir(CLEANUP => 1);
+# A sanitizer's allocator maps memory of its own and keeps freed blocks in
+# quarantine: growth is only measured without one (valgrind and
+# LeakSanitizer check leaks there).
+my $san = $ENV{USDT_TEST_SANITIZER};
 
 subtest '100 000 enable/disable cycles: no growth' => sub {
     my $d = driver(@exe);
@@ -19,9 +23,11 @@ subtest '100 000 enable/disable cycles: no growth' => sub {
     my $counts = $d->cmd('counts');
     my ($rss) = $d->cmd('rss') =~ /(\d+)/;
     is $d->cmd('cycle p 100000'), 'ok';
-    is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
     my ($rss2) = $d->cmd('rss') =~ /(\d+)/;
-    cmp_ok $rss2 - $rss, '<', 256, "RSS grew by less than 256 KiB ($rss -> $rss2 KiB)";
+    if (!$san) {
+        is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
+        cmp_ok $rss2 - $rss, '<', 256, "RSS grew by less than 256 KiB ($rss -> $rss2 KiB)";
+    }
     $d->ok_all('free p');
     is $d->close, 0;
 };
@@ -32,9 +38,11 @@ subtest '10 000 providers created, enabled and freed: back to the start' => sub 
     my $counts = $d->cmd('counts');
     my ($rss) = $d->cmd('rss') =~ /(\d+)/;
     is $d->cmd('churn 10000'), 'ok';
-    is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
     my ($rss2) = $d->cmd('rss') =~ /(\d+)/;
-    cmp_ok $rss2 - $rss, '<', 512, "RSS grew by less than 512 KiB ($rss -> $rss2 KiB)";
+    if (!$san) {
+        is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
+        cmp_ok $rss2 - $rss, '<', 512, "RSS grew by less than 512 KiB ($rss -> $rss2 KiB)";
+    }
     is $d->close, 0;
 };
 
@@ -53,7 +61,9 @@ subtest 're-enable reuses the object; a changed probe set replaces it' => sub {
     isnt $d->cmd('path p'), $path, 'a new object for the new probe set';
     my $counts = $d->cmd('counts');
     $d->ok_all('free p', 'release a', 'release b');
-    is $d->cmd('counts'), $start, 'freeing the provider unmapped and closed everything';
+    my ($fds) = $d->cmd('counts') =~ /^(fds \d+)/;
+    is $fds, ($start =~ /^(fds \d+)/)[0], 'freeing the provider closed everything';
+    is $d->cmd('counts'), $start, 'and unmapped everything' unless $san;
     is $d->close, 0;
 };
 
