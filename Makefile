@@ -83,12 +83,14 @@ install: all shared pkgconfig
 	ln -sf libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so
 	install -m 644 $(SHARED)/libusdt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libusdt.pc
 	pages=$$(cat man/PAGES) && for page in $$pages; do install -m 644 man/$$page $(DESTDIR)$(MANDIR)/man3/$$page; done
+	while read link page; do ln -sf $$page $(DESTDIR)$(MANDIR)/man3/$$link; done < man/LINKS
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/usdt.h $(DESTDIR)$(LIBDIR)/libusdt.a \
 	  $(DESTDIR)$(LIBDIR)/libusdt.so.1 $(DESTDIR)$(LIBDIR)/libusdt.so \
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/libusdt.pc
 	pages=$$(cat man/PAGES) && for page in $$pages; do rm -f $(DESTDIR)$(MANDIR)/man3/$$page; done
+	while read link page; do rm -f $(DESTDIR)$(MANDIR)/man3/$$link; done < man/LINKS
 
 build/asan/test_usdt build/ubsan/test_usdt: $(filter-out usdt_tracepoints.c,$(SAN_SRCS)) usdt_tracepoints_$(USDT_ARCH).s $(HEADERS)
 	mkdir -p $(@D)

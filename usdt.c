@@ -313,6 +313,12 @@ usdt_create_probe(const char *func, const char *name, size_t argc,
 
         if (func == NULL || name == NULL || argc > USDT_ARG_MAX ||
             (types == NULL && argc > 0)) {
+                snprintf(usdt_create_error, sizeof(usdt_create_error),
+                         "usdt_create_probe: %s",
+                         func == NULL ? "function name is NULL" :
+                         name == NULL ? "probe name is NULL" :
+                         argc > USDT_ARG_MAX ? "more than 32 arguments (USDT_ARG_MAX)" :
+                         "types is NULL but argc is not 0");
                 errno = EINVAL;
                 return NULL;
         }
@@ -335,8 +341,9 @@ usdt_create_probe(const char *func, const char *name, size_t argc,
         pd->argc = argc;
         pd->refcnt = 2;
         pd->probe = NULL;
+        usdt_create_error[0] = '\0';
         impl->handle->refcnt = 1;
-        impl->handle->owned = 1;
+        impl->handle->owner = pd;
         usdt_handle_reset(impl->handle);
         return pd;
 fail:
@@ -348,6 +355,8 @@ fail:
                 free(impl->handle);
                 free(impl);
         }
+        snprintf(usdt_create_error, sizeof(usdt_create_error),
+                 "usdt_create_probe: failed to allocate memory");
         errno = ENOMEM;
         return NULL;
 }
@@ -365,7 +374,7 @@ probedef_release_locked(usdt_probedef_t *pd)
         if (pd->refcnt != 1)
                 return;
         pd->refcnt = 0;
-        impl->handle->owned = 0;
+        impl->handle->owner = NULL;
         usdt_handle_put(impl->handle);
         for (i = 0; i < pd->argc; i++)
                 free(pd->types[i]);
@@ -396,7 +405,10 @@ usdt_create_provider(const char *name, const char *module)
         if (name_check(reason, sizeof(reason), "provider name", name,
                        USDT_PROVIDER_NAME_MAX, 1, "-", 0) != NULL ||
             name_check(reason, sizeof(reason), "module name", module,
-                       USDT_MODULE_NAME_MAX, 0, "-.", 0) != NULL) {
+                       USDT_MODULE_NAME_MAX, 0, "-.", 0) != NULL ||
+            ((module[0] == '.' || module[0] == '-') &&
+             snprintf(reason, sizeof(reason), "module name \"%.40s\" is refused: "
+                      "it must not start with '.' or '-'", module) > 0)) {
                 snprintf(usdt_create_error, sizeof(usdt_create_error),
                          "usdt_create_provider: %s", reason);
                 errno = EINVAL;
@@ -512,6 +524,7 @@ USDT_EXPORT int
 usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
 {
         usdt_probedef_t *pd, *prev = NULL;
+        char quoted[2][200];
 
         if (provider == NULL)
                 return -1;
@@ -537,7 +550,9 @@ usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                 }
         }
         usdt_error(provider, USDT_ERROR_REMOVE_PROBE, provider->name,
-                   provider->module, probedef->function, probedef->name);
+                   provider->module,
+                   name_quote(quoted[0], sizeof(quoted[0]), probedef->function),
+                   name_quote(quoted[1], sizeof(quoted[1]), probedef->name));
 fail:
         usdt_unlock();
         return -1;
@@ -657,18 +672,23 @@ handle_in_object(const struct usdt_handle *h, const struct usdt_object *obj)
                addr < obj->stubs + obj->nprobes * USDT_STUB_SIZE;
 }
 
-/* Withdraw an object's handles; NULL the probedefs that still show them. */
+/*
+ * Withdraw an object's handles: they fire nothing and read 0 from now on,
+ * and every probedef that showed one, listed or removed since, shows NULL.
+ */
 static void
-object_withdraw(struct usdt_object *obj, usdt_provider_t *provider)
+object_withdraw(struct usdt_object *obj)
 {
-        usdt_probedef_t *pd;
         size_t i;
 
-        for (i = 0; i < obj->nprobes; i++)
-                if (obj->handles[i] != NULL && handle_in_object(obj->handles[i], obj))
-                        usdt_handle_reset(obj->handles[i]);
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next)
-                pd->probe = NULL;
+        for (i = 0; i < obj->nprobes; i++) {
+                struct usdt_handle *h = obj->handles[i];
+                if (h == NULL || !handle_in_object(h, obj))
+                        continue;
+                usdt_handle_reset(h);
+                if (h->owner != NULL)
+                        h->owner->probe = NULL;
+        }
 }
 
 /* Retired objects wait here until no fire can be inside them. */
@@ -677,11 +697,7 @@ static struct usdt_object *usdt_graveyard;
 static void
 object_retire(struct usdt_object *obj)
 {
-        size_t i;
-
-        for (i = 0; i < obj->nprobes; i++)
-                if (obj->handles[i] != NULL && handle_in_object(obj->handles[i], obj))
-                        usdt_handle_reset(obj->handles[i]);
+        object_withdraw(obj);
         object_unlink(&usdt_objects, obj);
         usdt_sdt_retire(obj);
         clock_gettime(CLOCK_MONOTONIC, &obj->retired_at);
@@ -710,7 +726,7 @@ object_quiet(const struct usdt_object *obj, const struct timespec *now)
                         continue;
                 if (__atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST) != 0)
                         return 0;
-                if (h->owned)
+                if (h->owner != NULL)
                         shared = 1;
         }
         return !shared || elapsed_ns >= USDT_GRACE_NS;
@@ -884,7 +900,7 @@ provider_disable_locked(usdt_provider_t *provider)
                 return 0;
         if (obj->dof_loaded && usdt_dof_unload(obj, provider) != 0)
                 return -1;
-        object_withdraw(obj, provider);
+        object_withdraw(obj);
         provider->enabled = 0;
         provider->file = NULL;
         return 0;
@@ -915,7 +931,7 @@ usdt_provider_free(usdt_provider_t *provider)
         usdt_lock();
         if (provider->enabled && provider_disable_locked(provider) != 0) {
                 /* The helper device refused the unload: withdraw anyway. */
-                object_withdraw(impl->object, provider);
+                object_withdraw(impl->object);
                 provider->enabled = 0;
         }
         if (impl->object != NULL)

@@ -68,7 +68,9 @@ int usdt_is_enabled(usdt_probe_t *probe);
  * word: an integer cast to void *, or a char * for a string argument (the
  * tracer copies it during the call; the caller keeps ownership and may free
  * it right after). NULL probe: does nothing. argc above USDT_ARG_MAX is
- * cut to USDT_ARG_MAX; argv NULL fires with no arguments. Lock-free; safe
+ * cut to USDT_ARG_MAX; argv NULL fires with no arguments. Fewer arguments
+ * than the probe declares: a tracer reading the others reads whatever is
+ * in their registers or stack slots. Lock-free; safe
  * while another thread disables or frees the provider (the probe's code is
  * not unmapped while a fire may be inside it).
  */
@@ -88,13 +90,14 @@ typedef struct usdt_probedef {
 /*
  * usdt_create_probe: a new probe definition with copies of func, name and
  * the first argc type strings. A type starting with "char *" is a string;
- * anything else (including NULL entries) a signed integer. types may be
- * NULL when argc is 0. The definition starts with two references, the
+ * anything else (including NULL entries, published to DTrace as "long") a
+ * signed integer. types may be NULL when argc is 0. The definition starts with two references, the
  * caller's and the one reserved for the provider it is added to; both
  * usdt_probe_release and usdt_provider_free drop one, the second frees.
  * Returns NULL with errno EINVAL when func or name is NULL, argc exceeds
- * USDT_ARG_MAX or types is NULL with argc > 0; ENOMEM when out of memory.
- * Names are checked when the probe is added to a provider.
+ * USDT_ARG_MAX or types is NULL with argc > 0; ENOMEM when out of memory;
+ * usdt_errstr(NULL) then says which, on this thread. Names are checked
+ * when the probe is added to a provider.
  */
 usdt_probedef_t *usdt_create_probe(const char *func, const char *name,
                                    size_t argc, const char **types);
@@ -117,7 +120,7 @@ typedef struct usdt_provider {
  * module. The provider name must be 1 to 53 characters of [A-Za-z0-9_-]
  * starting with a letter or '_' (53: DTrace appends the process id and
  * keeps names under 64); the module 1 to 63 characters of
- * [A-Za-z0-9_.-]. Returns NULL and sets errno (EINVAL for a bad name,
+ * [A-Za-z0-9_.-], not starting with '.' or '-'. Returns NULL and sets errno (EINVAL for a bad name,
  * ENOMEM); usdt_errstr(NULL) then says why, on this thread.
  * Free it with usdt_provider_free (plain free() leaks what it holds).
  */
@@ -126,8 +129,9 @@ usdt_provider_t *usdt_create_provider(const char *name, const char *module);
 /*
  * usdt_provider_add_probe: append probedef to the provider. Returns 0, or
  * -1 with usdt_errstr set: a probe with the same function and name exists
- * ("probe named P:M:F:N already exists"), probedef is NULL, or a name or
- * type is refused (probe names: 1 to 63 characters of [A-Za-z0-9_-]
+ * ("probe named P:M:F:N already exists"), probedef is NULL
+ * ("usdt_provider_add_probe: probedef is NULL"), or a name or type is
+ * refused ("probe P:M:F:N: probe name \"...\" is refused: ...") (probe names: 1 to 63 characters of [A-Za-z0-9_-]
  * starting with a letter or '_'; function names: 0 to 127 characters of
  * [A-Za-z0-9_.$-]; types: under 128 bytes). A '-' in a probe or provider
  * name is published to Linux tracers as "__" (route-start is route__start
@@ -141,7 +145,8 @@ int usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef
  * name. Frees nothing; the provider's reference stays with the probedef
  * (release it twice to free it). An enabled provider keeps publishing it
  * until the next disable. Returns 0, or -1: "no probes defined",
- * "failed to remove probe P:M:F:N".
+ * "usdt_provider_remove_probe: probedef is NULL", "failed to remove probe
+ * P:M:F:N" (names quoted: bytes outside printable ASCII as \xNN).
  */
 int usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef);
 
@@ -151,17 +156,23 @@ int usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probe
  * plus DOF when /dev/dtrace/helper exists; elsewhere DOF). A missing tracer
  * is not an error. Already enabled: returns 0, sets "provider is already
  * enabled" and keeps the same handles. Returns -1 with usdt_errstr set on
- * failure ("no probes defined", "failed to load DOF: ...", ...); then the
- * provider is disabled, as it was, and nothing is leaked.
+ * failure, and then the provider is disabled, as it was, and nothing is
+ * leaked: "no probes defined"; "failed to load DOF: DEVICE: CAUSE";
+ * "USDT_BACKEND must be sdt, dof or auto"; "USDT_SDT_DIR=DIR: ..." (cannot
+ * create it, not private, on a noexec mount, cannot write); "cannot make
+ * the SDT memory file for provider P: CAUSE"; "cannot load the SDT object
+ * PATH: CAUSE"; "failed to allocate memory".
  */
 int usdt_provider_enable(usdt_provider_t *provider);
 
 /*
  * usdt_provider_disable: withdraw the probes; every probedef->probe becomes
- * NULL. A handle kept from before fires nothing afterwards. The published
+ * NULL, also for probes removed since the enable. A handle kept from
+ * before fires nothing afterwards. The published
  * object is kept, so enabling the same probes again reuses it (a tracer
  * that stayed attached keeps counting). Returns 0 (also when not enabled),
  * or -1 with "failed to unload DOF: ..." and the provider still enabled.
+ * (All the provider functions return -1 for a NULL provider.)
  */
 int usdt_provider_disable(usdt_provider_t *provider);
 
@@ -179,8 +190,11 @@ void usdt_provider_free(usdt_provider_t *provider);
 void usdt_error(usdt_provider_t *provider, usdt_error_t error, ...);
 
 /*
- * usdt_errstr: the provider's last error text, or NULL if none. With NULL:
- * why the last usdt_create_provider on this thread failed ("" if none).
+ * usdt_errstr: the provider's last error text, or NULL if none; a later
+ * success does not clear it. With NULL: why the last usdt_create_provider
+ * or usdt_create_probe on this thread failed ("" after a success). The
+ * text is replaced (and the old one freed) by the provider's next error:
+ * do not read it while another thread may fail a call on that provider.
  */
 char *usdt_errstr(usdt_provider_t *provider);
 
@@ -191,7 +205,8 @@ char *usdt_errstr(usdt_provider_t *provider);
  * exactly as the DOF backend would submit it, in a malloc'ed buffer the
  * caller frees. Works on every host, enabled or not (stubs are built if
  * needed and kept with the provider). Returns 0 with *dof and *size set,
- * or -1 with usdt_errstr set.
+ * or -1 with usdt_errstr set: "no probes defined", "usdt_provider_dof:
+ * dof and size must not be NULL", "failed to allocate memory".
  */
 int usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size);
 

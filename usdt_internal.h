@@ -92,7 +92,7 @@ struct usdt_handle {
         int call_isenabled;             /* 1: DOF stub must be asked too */
         int inflight;                   /* fires inside the stub now (atomic) */
         int refcnt;                     /* probedef + objects (under the lock) */
-        int owned;                      /* its probedef still exists */
+        usdt_probedef_t *owner;         /* its probedef, NULL once freed */
 };
 
 struct usdt_probedef_impl {

@@ -7,9 +7,9 @@
 #   CI=true sh .ci/setup.sh  the same; anything still missing is an error
 set -u
 
-PACKAGES="build-essential gcc-multilib clang perl binutils file gdb bpftrace linux-perf systemtap-sdt-dev valgrind qemu-user util-linux"
+PACKAGES="build-essential gcc-multilib clang perl binutils file gdb bpftrace linux-perf systemtap-sdt-dev valgrind qemu-user util-linux mandoc pkg-config"
 # command -> package that provides it
-NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang qemu-i386:qemu-user file:file unshare:util-linux"
+NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang qemu-i386:qemu-user file:file unshare:util-linux mandoc:mandoc pkg-config:pkg-config"
 
 missing=""
 for pair in $NEEDS; do

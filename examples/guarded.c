@@ -8,11 +8,14 @@
  *
  *   cc -Wall -Wextra -I.. guarded.c ../libusdt.a -o guarded && ./guarded 30
  */
+#define _POSIX_C_SOURCE 200809L        /* clock_gettime, nanosleep */
 #include "usdt.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +41,12 @@ main(int argc, char **argv)
         usdt_provider_t *provider = usdt_create_provider("guarded", "example");
         usdt_probedef_t *request = usdt_create_probe("main", "request", 2, types);
 
-        if (provider == NULL || request == NULL) {
-                fprintf(stderr, "guarded: %s\n", provider == NULL
-                        ? usdt_errstr(NULL) : "usdt_create_probe failed");
+        if (provider == NULL) {
+                fprintf(stderr, "guarded: %s\n", usdt_errstr(NULL));
+                return 1;
+        }
+        if (request == NULL) {
+                fprintf(stderr, "guarded: usdt_create_probe: %s\n", strerror(errno));
                 return 1;
         }
         if (usdt_provider_add_probe(provider, request) != 0 ||
@@ -48,9 +54,9 @@ main(int argc, char **argv)
                 fprintf(stderr, "guarded: %s\n", usdt_errstr(provider));
                 return 1;
         }
-        printf("guarded: pid %d fires guarded:request 100 times a second for %d seconds; trace it with\n"
+        printf("guarded: pid %d fires guarded:request 100 times a second for %d second%s; trace it with\n"
                "  sudo bpftrace -p %d -e 'usdt::guarded:request { printf(\"%%d %%s\\n\", arg0, str(arg1)); }'\n",
-               (int)getpid(), seconds, (int)getpid());
+               (int)getpid(), seconds, seconds == 1 ? "" : "s", (int)getpid());
         fflush(stdout);
 
         clock_gettime(CLOCK_MONOTONIC, &start);
