@@ -116,9 +116,10 @@ subtest '/tmp mounted noexec: memory files work, file mode there says why not' =
     my $drv = $exe // "$top/test_usdt";
     my $script = join '\n', 'provider p noexec mod', 'probe a fn one', 'add p a', 'enable p',
                             'isenabled a', 'fire a', 'free p';
+    # the driver is opened first: the tree itself may live under /tmp
     my ($st, $out) = run_capture('unshare', '-m', 'sh', '-c',
-        "mount -t tmpfs -o noexec tmpfs /tmp && printf '$script\\n' | $drv && " .
-        "printf '$script\\n' | USDT_SDT_DIR=/tmp/usdt $drv");
+        "exec 3<$drv && mount -t tmpfs -o noexec tmpfs /tmp && printf '$script\\n' | /proc/self/fd/3 && " .
+        "printf '$script\\n' | USDT_SDT_DIR=/tmp/usdt /proc/self/fd/3");
     is $st, 0, 'ran in a private mount namespace' or diag $out;
     is $out, "ok\nok\nok\nok\n0\nfired 1\nok\n" .
              "ok\nok\nok\nerror USDT_SDT_DIR=/tmp/usdt: its file system is mounted noexec, so the probes cannot be mapped; unset USDT_SDT_DIR to use a memory file\n0\nfired 1\nok\n";
