@@ -44,6 +44,11 @@ SAN_SRCS = $(OBJS:.o=.c) test_usdt.c
 SAN_asan = -fsanitize=address -fno-omit-frame-pointer
 SAN_ubsan = -fsanitize=undefined -fno-sanitize-recover=all
 
+# Failure injection: library objects whose allocation and mapping calls
+# go through t/failalloc.c, linked with AddressSanitizer (LeakSanitizer).
+FAIL_FUNCS = malloc calloc realloc strdup posix_memalign vasprintf asprintf \
+             mmap mprotect memfd_create write dlopen realpath
+
 .PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall asan ubsan
 
 all: libusdt.a
@@ -96,6 +101,12 @@ build/asan/test_usdt build/ubsan/test_usdt: $(filter-out usdt_tracepoints.c,$(SA
 	mkdir -p $(@D)
 	$(CC) -O1 -g $(SAN_$(notdir $(@D))) $(MFLAG) $(WARN) -o $@ \
 	  $(filter-out usdt_tracepoints.c,$(SAN_SRCS)) usdt_tracepoints_$(USDT_ARCH).s -lpthread
+
+build/failalloc/test_usdt: $(OBJS) test_usdt.c t/failalloc.c
+	mkdir -p $(@D)
+	for o in $(OBJS); do objcopy $(foreach f,$(FAIL_FUNCS),--redefine-sym $(f)=fail_$(f)) $$o $(@D)/$$o; done
+	$(CC) -O1 -g $(SAN_asan) $(MFLAG) $(WARN) -o $@ test_usdt.c t/failalloc.c \
+	  $(addprefix $(@D)/,$(OBJS)) -lpthread
 
 asan ubsan: deps
 	$(MAKE) build/$@/test_usdt

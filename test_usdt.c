@@ -29,6 +29,7 @@
  *   child_free P                    a child frees P and exits
  *   exec_fds                        the descriptors an exec'ed program sees
  *   nullcalls                       every public function given NULLs
+ *   failat N, failcalls             fail the Nth library allocation (failalloc build)
  *   arch, pid, sleep MS, echo TEXT, quit
  */
 #define _GNU_SOURCE
@@ -474,6 +475,10 @@ mtcontrol(int threads, long n)
         printf("errors %ld\n", errors);
 }
 
+/* Failure injection, present only in the build/failalloc driver. */
+extern void usdt_test_failat(long n) __attribute__((weak));
+extern long usdt_test_calls(void) __attribute__((weak));
+
 /* --- The command loop ----------------------------------------------------- */
 
 static void
@@ -792,6 +797,15 @@ command(char **tok, int ntok)
                 usdt_probe_release(nd);
                 usdt_probe_release(nd);
                 usdt_provider_free(np);
+        } else if (strcmp(cmd, "failat") == 0 && ntok == 2) {
+                if (usdt_test_failat == NULL) {
+                        printf("error no failure injection in this build\n");
+                } else {
+                        usdt_test_failat(atol(tok[1]));
+                        printf("ok\n");
+                }
+        } else if (strcmp(cmd, "failcalls") == 0) {
+                printf("calls %ld\n", usdt_test_calls ? usdt_test_calls() : -1L);
         } else if (strcmp(cmd, "arch") == 0) {
 #if defined(__x86_64__)
                 printf("arch x86_64\n");
