@@ -49,7 +49,9 @@ SAN_ubsan = -fsanitize=undefined -fno-sanitize-recover=all
 FAIL_FUNCS = malloc calloc realloc strdup posix_memalign vasprintf asprintf \
              mmap mprotect memfd_create write dlopen realpath
 
-.PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall asan ubsan
+FUZZ_SECONDS ?= 120
+
+.PHONY: all clean test demo deps examples bench shared pkgconfig install uninstall asan ubsan fuzz
 
 all: libusdt.a
 
@@ -107,6 +109,19 @@ build/failalloc/test_usdt: $(OBJS) test_usdt.c t/failalloc.c
 	for o in $(OBJS); do objcopy $(foreach f,$(FAIL_FUNCS),--redefine-sym $(f)=fail_$(f)) $$o $(@D)/$$o; done
 	$(CC) -O1 -g $(SAN_asan) $(MFLAG) $(WARN) -o $@ test_usdt.c t/failalloc.c \
 	  $(addprefix $(@D)/,$(OBJS)) -lpthread
+
+build/fuzz/fuzz_api: fuzz/fuzz_api.c $(filter-out usdt_tracepoints.c,$(SAN_SRCS)) usdt_tracepoints_$(USDT_ARCH).s $(HEADERS)
+	mkdir -p $(@D)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -m64 $(WARN) \
+	  -I. -o $@ fuzz/fuzz_api.c $(filter-out test_usdt.c usdt_tracepoints.c,$(SAN_SRCS)) \
+	  usdt_tracepoints_$(USDT_ARCH).s -lpthread
+
+# Fuzz for FUZZ_SECONDS, then check every DOF document it made.
+fuzz: build/fuzz/fuzz_api
+	rm -rf build/fuzz/dof && mkdir -p build/fuzz/dof build/fuzz/corpus
+	USDT_FUZZ_DOF_DIR=$(CURDIR)/build/fuzz/dof build/fuzz/fuzz_api -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=4096 -print_final_stats=1 build/fuzz/corpus
+	perl -I t/lib -MDOFReader=parse_file -e 'my $$n = 0; for (glob "build/fuzz/dof/*.dof") { my (undef, $$e) = parse_file($$_, encoding => "host"); die "$$_: $$e\n" if $$e; $$n++ } print "fuzz: $$n DOF documents pass the kernel checks\n"'
 
 asan ubsan: deps
 	$(MAKE) build/$@/test_usdt
