@@ -7,7 +7,7 @@
 #   CI=true sh .ci/setup.sh  the same; anything still missing is an error
 set -u
 
-PACKAGES="build-essential gcc-multilib clang perl binutils file gdb bpftrace linux-perf systemtap-sdt-dev valgrind qemu-user util-linux mandoc pkg-config"
+PACKAGES="build-essential gcc-multilib clang perl binutils file gdb bpftrace linux-perf systemtap-sdt-dev valgrind qemu-user util-linux mandoc pkg-config libclang-rt-14-dev"
 # command -> package that provides it
 NEEDS="cc:build-essential prove:perl readelf:binutils gdb:gdb bpftrace:bpftrace perf:linux-perf valgrind:valgrind clang:clang qemu-i386:qemu-user file:file unshare:util-linux mandoc:mandoc pkg-config:pkg-config"
 
@@ -18,6 +18,8 @@ for pair in $NEEDS; do
 done
 echo "#include <sys/sdt.h>" | cc -E -x c - >/dev/null 2>&1 || missing="$missing systemtap-sdt-dev"
 echo 'int main(void) { return 0; }' | cc -m32 -x c - -o /dev/null 2>/dev/null || missing="$missing gcc-multilib"
+echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+        clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null || missing="$missing libclang-rt-14-dev"
 
 if [ -n "$missing" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
