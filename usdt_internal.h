@@ -102,9 +102,9 @@ struct usdt_probedef_impl {
 
 #define USDT_HANDLE(pd) (((struct usdt_probedef_impl *)(pd))->handle)
 
-void usdt_handle_reset(struct usdt_handle *h);
+void usdt_handle_reset(struct usdt_handle *h);      /* usdt_object.c */
 void usdt_handle_put(struct usdt_handle *h);
-int usdt_type_is_string(const char *type);
+int usdt_type_is_string(const char *type);          /* usdt_names.c */
 
 /* --- Published objects -------------------------------------------------- */
 
@@ -155,6 +155,24 @@ void usdt_unlock(void);
 void usdt_set_error(usdt_provider_t *provider, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 size_t usdt_provider_count(const usdt_provider_t *provider);
+
+/* usdt_names.c: what names are accepted; each returns NULL or the reason */
+const char *usdt_provider_check(char *reason, size_t size, const char *name,
+                                const char *module);
+const char *usdt_probedef_check(char *reason, size_t size,
+                                const usdt_probedef_t *pd);
+const char *usdt_name_quote(char *buf, size_t size, const char *name);
+
+/* usdt_object.c: objects (all under the lock) */
+char *usdt_probe_set_key(const usdt_provider_t *provider, size_t *key_bytes);
+struct usdt_object *usdt_object_create(usdt_provider_t *provider, char *key,
+                                       size_t key_bytes, int backends);
+void usdt_object_attach_handles(struct usdt_object *obj, usdt_provider_t *provider);
+void usdt_object_publish_handles(struct usdt_object *obj, usdt_provider_t *provider);
+void usdt_object_withdraw(struct usdt_object *obj);
+void usdt_object_retire(struct usdt_object *obj);
+void usdt_object_discard(struct usdt_object *obj);
+void usdt_object_reap(void);
 
 /* usdt_probe.c: stubs in anonymous memory, and the stub bytes */
 void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
