@@ -262,11 +262,78 @@ usdt_provider_count(const usdt_provider_t *provider)
         return n;
 }
 
+/*
+ * The provider's index of its probes by (function, name), so that adding
+ * n probes costs O(n), not O(n^2): a chained hash table whose buckets
+ * double when it holds twice as many probes. Kept in step with the list.
+ */
+static size_t
+index_slot(const struct usdt_provider_impl *impl, const char *function,
+           const char *name)
+{
+        uint32_t hash = 2166136261u;
+        const unsigned char *p;
+
+        for (p = (const unsigned char *)function; *p != '\0'; p++)
+                hash = (hash ^ *p) * 16777619u;
+        hash = (hash ^ 0xff) * 16777619u;
+        for (p = (const unsigned char *)name; *p != '\0'; p++)
+                hash = (hash ^ *p) * 16777619u;
+        return hash & (impl->index_buckets - 1);
+}
+
+#define INDEX_NEXT(pd) (((struct usdt_probedef_impl *)(pd))->index_next)
+
+/* The link that points at the listed probe with this function and name. */
+static usdt_probedef_t **
+index_find(struct usdt_provider_impl *impl, const char *function, const char *name)
+{
+        usdt_probedef_t **link;
+
+        if (impl->index_buckets == 0)
+                return NULL;
+        for (link = &impl->index[index_slot(impl, function, name)]; *link != NULL;
+             link = &INDEX_NEXT(*link))
+                if (strcmp((*link)->name, name) == 0 &&
+                    strcmp((*link)->function, function) == 0)
+                        return link;
+        return NULL;
+}
+
+/* Room for one more probe; -1 if the table could not grow. */
+static int
+index_reserve(struct usdt_provider_impl *impl)
+{
+        usdt_probedef_t **old = impl->index, *pd, *next;
+        size_t old_buckets = impl->index_buckets, i;
+
+        if (impl->count + 1 <= 2 * old_buckets)
+                return 0;
+        impl->index_buckets = old_buckets ? 2 * old_buckets : 16;
+        impl->index = calloc(impl->index_buckets, sizeof(*impl->index));
+        if (impl->index == NULL) {
+                impl->index = old;
+                impl->index_buckets = old_buckets;
+                return -1;
+        }
+        for (i = 0; i < old_buckets; i++) {
+                for (pd = old[i]; pd != NULL; pd = next) {
+                        size_t slot = index_slot(impl, pd->function, pd->name);
+                        next = INDEX_NEXT(pd);
+                        INDEX_NEXT(pd) = impl->index[slot];
+                        impl->index[slot] = pd;
+                }
+        }
+        free(old);
+        return 0;
+}
+
 USDT_EXPORT int
 usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
 {
+        struct usdt_provider_impl *impl = USDT_IMPL(provider);
         char reason[512], quoted[2][200];
-        usdt_probedef_t *pd;
+        size_t slot;
 
         if (provider == NULL)
                 return -1;
@@ -283,23 +350,34 @@ usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                                reason);
                 goto fail;
         }
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next) {
-                if (pd == probedef || (strcmp(pd->name, probedef->name) == 0 &&
-                    strcmp(pd->function, probedef->function) == 0)) {
-                        usdt_error(provider, USDT_ERROR_DUP_PROBE,
-                                   provider->name, provider->module,
-                                   probedef->function, probedef->name);
-                        goto fail;
-                }
+        if (index_find(impl, probedef->function, probedef->name) != NULL) {
+                usdt_error(provider, USDT_ERROR_DUP_PROBE, provider->name,
+                           provider->module, probedef->function, probedef->name);
+                goto fail;
         }
+        if (((struct usdt_probedef_impl *)probedef)->listed) {
+                usdt_set_error(provider, "probe %s:%s:%s:%s: it is already in another "
+                               "provider (a probe definition belongs to one provider)",
+                               provider->name, provider->module, probedef->function,
+                               probedef->name);
+                goto fail;
+        }
+        if (index_reserve(impl) != 0) {
+                usdt_error(provider, USDT_ERROR_MALLOC);
+                goto fail;
+        }
+        slot = index_slot(impl, probedef->function, probedef->name);
+        INDEX_NEXT(probedef) = impl->index[slot];
+        impl->index[slot] = probedef;
+        ((struct usdt_probedef_impl *)probedef)->listed = 1;
+        impl->count++;
+
         probedef->next = NULL;
-        if (provider->probedefs == NULL) {
+        if (provider->probedefs == NULL)
                 provider->probedefs = probedef;
-        } else {
-                for (pd = provider->probedefs; pd->next != NULL; pd = pd->next)
-                        ;
-                pd->next = probedef;
-        }
+        else
+                impl->tail->next = probedef;
+        impl->tail = probedef;
         usdt_unlock();
         return 0;
 fail:
@@ -310,7 +388,8 @@ fail:
 USDT_EXPORT int
 usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
 {
-        usdt_probedef_t *pd, *prev = NULL;
+        struct usdt_provider_impl *impl = USDT_IMPL(provider);
+        usdt_probedef_t **link, *pd, *prev = NULL;
         char quoted[2][200];
 
         if (provider == NULL)
@@ -324,22 +403,27 @@ usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                 usdt_set_error(provider, "usdt_provider_remove_probe: probedef is NULL");
                 goto fail;
         }
-        for (pd = provider->probedefs; pd != NULL; prev = pd, pd = pd->next) {
-                if (strcmp(pd->name, probedef->name) == 0 &&
-                    strcmp(pd->function, probedef->function) == 0) {
-                        if (prev == NULL)
-                                provider->probedefs = pd->next;
-                        else
-                                prev->next = pd->next;
-                        pd->next = NULL;
-                        usdt_unlock();
-                        return 0;
-                }
+        link = index_find(impl, probedef->function, probedef->name);
+        if (link == NULL) {
+                usdt_error(provider, USDT_ERROR_REMOVE_PROBE, provider->name,
+                           provider->module,
+                           usdt_name_quote(quoted[0], sizeof(quoted[0]), probedef->function),
+                           usdt_name_quote(quoted[1], sizeof(quoted[1]), probedef->name));
+                goto fail;
         }
-        usdt_error(provider, USDT_ERROR_REMOVE_PROBE, provider->name,
-                   provider->module,
-                   usdt_name_quote(quoted[0], sizeof(quoted[0]), probedef->function),
-                   usdt_name_quote(quoted[1], sizeof(quoted[1]), probedef->name));
+        pd = *link;                     /* the listed one, matched by names */
+        *link = INDEX_NEXT(pd);
+        INDEX_NEXT(pd) = NULL;
+        ((struct usdt_probedef_impl *)pd)->listed = 0;
+        impl->count--;
+        for (prev = NULL, link = &provider->probedefs; *link != pd; link = &(*link)->next)
+                prev = *link;
+        *link = pd->next;
+        if (impl->tail == pd)
+                impl->tail = prev;
+        pd->next = NULL;
+        usdt_unlock();
+        return 0;
 fail:
         usdt_unlock();
         return -1;
@@ -494,8 +578,11 @@ usdt_provider_free(usdt_provider_t *provider)
         for (pd = provider->probedefs; pd != NULL; pd = next) {
                 next = pd->next;
                 pd->next = NULL;
+                ((struct usdt_probedef_impl *)pd)->listed = 0;
+                INDEX_NEXT(pd) = NULL;
                 probedef_release_locked(pd);
         }
+        free(impl->index);
         provider_set_text(provider, NULL);
         if (provider->error == usdt_oom_text)
                 provider->error = NULL;

@@ -144,55 +144,69 @@ build_strings(const usdt_provider_t *provider, struct usdt_buf *dynstr,
         }
 }
 
+/*
+ * The .note.stapsdt notes, one per probe, appended to notes. The three
+ * addresses at the start of each descriptor are left zero: they depend on
+ * the layout, which depends on the notes' size, so notes_set_addresses
+ * fills them in once the layout is known.
+ */
 static void
-note_append(struct usdt_buf *notes, uint32_t type, const char *name,
-            const void *desc, size_t desc_bytes)
+build_notes(const usdt_provider_t *provider, struct usdt_buf *notes)
 {
-        uint32_t hdr[3];
-        static const char zeros[4];
+        static const char zeros[sizeof(Addr) * 3 + 4];
+        const usdt_probedef_t *pd;
+        size_t k;
 
-        hdr[0] = (uint32_t)strlen(name) + 1;
-        hdr[1] = (uint32_t)desc_bytes;
-        hdr[2] = type;
-        usdt_buf_append(notes, hdr, sizeof(hdr));
-        usdt_buf_append(notes, name, hdr[0]);
-        usdt_buf_append(notes, zeros, align_up(hdr[0], 4) - hdr[0]);
-        usdt_buf_append(notes, desc, desc_bytes);
-        usdt_buf_append(notes, zeros, align_up(desc_bytes, 4) - desc_bytes);
+        for (pd = provider->probedefs; pd != NULL; pd = pd->next) {
+                uint32_t hdr[3] = { 8, 0, 3 };  /* namesz, descsz, NT_STAPSDT */
+                size_t hdr_at = notes->size, desc_at;
+                char width = (char)('0' + USDT_WORD_BYTES);
+                uint32_t descsz;
+
+                usdt_buf_append(notes, hdr, sizeof(hdr));
+                usdt_buf_append(notes, "stapsdt", 8);
+                desc_at = notes->size;
+                usdt_buf_append(notes, zeros, sizeof(Addr) * 3);
+                buf_add_sdt_name(notes, provider->name);
+                usdt_buf_append(notes, "", 1);
+                buf_add_sdt_name(notes, pd->name);
+                usdt_buf_append(notes, "", 1);
+                for (k = 0; k < pd->argc && k < USDT_SDT_ARG_MAX; k++) {
+                        const char *where = usdt_sdt_arg_location(k);
+                        if (k > 0)
+                                usdt_buf_append(notes, " ", 1);
+                        /* "-8@%rdi": a signed integer; "8@%rsi": a string pointer */
+                        if (!usdt_type_is_string(pd->types[k]))
+                                usdt_buf_append(notes, "-", 1);
+                        usdt_buf_append(notes, &width, 1);
+                        usdt_buf_append(notes, "@", 1);
+                        usdt_buf_append(notes, where, strlen(where));
+                }
+                usdt_buf_append(notes, "", 1);
+                descsz = (uint32_t)(notes->size - desc_at);
+                usdt_buf_append(notes, zeros, align_up(descsz, 4) - descsz);
+                if (!notes->failed)
+                        memcpy(notes->data + hdr_at + 4, &descsz, sizeof(descsz));
+        }
 }
 
-/* The .note.stapsdt notes; needs the final addresses from the layout. */
+/* Fill in each note's probe, base and semaphore addresses. */
 static void
-build_notes(const usdt_provider_t *provider, const struct layout *l,
-            struct usdt_buf *notes)
+notes_set_addresses(unsigned char *notes, size_t bytes, const struct layout *l)
 {
-        const usdt_probedef_t *pd;
-        size_t i = 0, k;
+        size_t at = 0, i = 0;
 
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next, i++) {
-                struct usdt_buf desc = { 0 };
+        while (at + 12 <= bytes) {
+                uint32_t hdr[3];
                 Addr addr[3];
 
+                memcpy(hdr, notes + at, sizeof(hdr));
                 addr[0] = (Addr)(l->off[SEC_TEXT] + i * USDT_STUB_SIZE + USDT_STUB_SDT_SITE);
                 addr[1] = (Addr)l->off[SEC_BASE];
                 addr[2] = (Addr)(l->off[SEC_PROBES] + i * 2);
-                usdt_buf_append(&desc, addr, sizeof(addr));
-                buf_add_sdt_name(&desc, provider->name);
-                usdt_buf_append(&desc, "", 1);
-                buf_add_sdt_name(&desc, pd->name);
-                usdt_buf_append(&desc, "", 1);
-                for (k = 0; k < pd->argc && k < USDT_SDT_ARG_MAX; k++) {
-                        char arg[32];
-                        int n = snprintf(arg, sizeof(arg), "%s%s%d@%s",
-                                         k ? " " : "",
-                                         usdt_type_is_string(pd->types[k]) ? "" : "-",
-                                         USDT_WORD_BYTES, usdt_sdt_arg_location(k));
-                        usdt_buf_append(&desc, arg, (size_t)n);
-                }
-                usdt_buf_append(&desc, "", 1);
-                note_append(notes, 3, "stapsdt", desc.data, desc.size);
-                notes->failed |= desc.failed;
-                usdt_buf_free(&desc);
+                memcpy(notes + at + 12 + align_up(hdr[0], 4), addr, sizeof(addr));
+                at += 12 + align_up(hdr[0], 4) + align_up(hdr[1], 4);
+                i++;
         }
 }
 
@@ -245,17 +259,34 @@ put_phdr(Phdr *ph, uint32_t type, uint32_t flags, size_t off, size_t size,
         ph->p_align = align;
 }
 
-/* FNV-1a, 64 bits, over the image with the build-id bytes still zero. */
-static uint64_t
-fnv1a(const unsigned char *data, size_t bytes, uint64_t hash)
+/*
+ * The build-id: 20 bytes of a hash of the whole image (the id bytes still
+ * zero), so identical objects get identical ids, as a linker's would.
+ * Three 64-bit multiply-xor lanes over 8 bytes at a time, one pass.
+ */
+static void
+build_id(const unsigned char *img, size_t bytes, unsigned char id[BUILD_ID_BYTES])
 {
-        size_t i;
+        uint64_t lane[3] = { 0xcbf29ce484222325ULL, 0x9e3779b97f4a7c15ULL,
+                             0xc2b2ae3d27d4eb4fULL };
+        unsigned char out[24];
+        size_t at, k;
 
-        for (i = 0; i < bytes; i++) {
-                hash ^= data[i];
-                hash *= 0x100000001b3ULL;
+        for (at = 0; at < bytes; at += 8) {
+                uint64_t word = 0;
+                memcpy(&word, img + at, bytes - at < 8 ? bytes - at : 8);
+                lane[0] = (lane[0] ^ word) * 0x100000001b3ULL;
+                lane[1] = (lane[1] ^ (word >> 29 | word << 35)) * 0xff51afd7ed558ccdULL;
+                lane[2] = (lane[2] + word) * 0xc4ceb9fe1a85ec53ULL;
         }
-        return hash;
+        for (k = 0; k < 3; k++) {
+                uint64_t h = lane[k] ^ bytes;
+                h ^= h >> 33;
+                h *= 0xff51afd7ed558ccdULL;
+                h ^= h >> 33;
+                memcpy(out + 8 * k, &h, 8);
+        }
+        memcpy(id, out, BUILD_ID_BYTES);
 }
 
 static void
@@ -337,19 +368,14 @@ image_build(const usdt_provider_t *provider, size_t nprobes, size_t *bytes,
         uint32_t soname, name_at, *hash;
         Sym *sym;
         Dyn *dyn;
-        uint64_t h1, h2, h3;
         size_t i;
 
         build_strings(provider, &dynstr, &soname);
-        /* notes need the layout, the layout needs the notes' size: the
-         * size does not depend on the addresses, so lay out twice */
-        layout_compute(l, nprobes, dynstr.size, 0);
-        build_notes(provider, l, &notes);
-        layout_compute(l, nprobes, dynstr.size, notes.size);
-        notes.size = 0;
-        build_notes(provider, l, &notes);
+        build_notes(provider, &notes);
         if (dynstr.failed || notes.failed)
                 goto out;
+        layout_compute(l, nprobes, dynstr.size, notes.size);
+        notes_set_addresses(notes.data, notes.size, l);
         img = calloc(1, l->total);
         if (img == NULL)
                 goto out;
@@ -397,19 +423,11 @@ image_build(const usdt_provider_t *provider, size_t nprobes, size_t *bytes,
         dyn[5].d_tag = DT_SONAME; dyn[5].d_un.d_val = soname;
         dyn[6].d_tag = DT_NULL;
 
-        /* build-id: a hash of everything else (the id bytes still zero) */
         {
                 uint32_t note_hdr[3] = { 4, BUILD_ID_BYTES, NT_GNU_BUILD_ID };
-                unsigned char id[24];
                 memcpy(img + l->off[SEC_BUILDID], note_hdr, sizeof(note_hdr));
                 memcpy(img + l->off[SEC_BUILDID] + 12, "GNU", 4);
-                h1 = fnv1a(img, l->total, 0xcbf29ce484222325ULL);
-                h2 = fnv1a(img, l->total, h1 ^ 0x9e3779b97f4a7c15ULL);
-                h3 = fnv1a(img, l->total, h2 ^ 0xc2b2ae3d27d4eb4fULL);
-                memcpy(id, &h1, 8);
-                memcpy(id + 8, &h2, 8);
-                memcpy(id + 16, &h3, 8);
-                memcpy(img + l->off[SEC_BUILDID] + 16, id, BUILD_ID_BYTES);
+                build_id(img, l->total, img + l->off[SEC_BUILDID] + 16);
         }
         *bytes = l->total;
 out:

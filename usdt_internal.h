@@ -98,6 +98,8 @@ struct usdt_handle {
 struct usdt_probedef_impl {
         usdt_probedef_t pub;            /* must be first */
         struct usdt_handle *handle;     /* allocated with the probedef */
+        usdt_probedef_t *index_next;    /* in its provider's name index */
+        int listed;                     /* in a provider's list */
 };
 
 #define USDT_HANDLE(pd) (((struct usdt_probedef_impl *)(pd))->handle)
@@ -136,7 +138,8 @@ struct usdt_object {
         int dof_gen;
         void *dof_buffer;               /* kept while loaded (macOS reads it) */
 
-        /* retirement */
+        /* the list of live objects (prev, next), then the graveyard (next) */
+        struct usdt_object *prev;
         struct usdt_object *next;
         struct timespec retired_at;
 };
@@ -145,6 +148,10 @@ struct usdt_provider_impl {
         usdt_provider_t pub;            /* must be first */
         struct usdt_object *object;     /* published, or kept for re-use */
         struct usdt_object *preview;    /* stubs for usdt_provider_dof */
+        usdt_probedef_t *tail;          /* last of pub.probedefs */
+        usdt_probedef_t **index;        /* (function, name) -> probedef */
+        size_t index_buckets;           /* a power of 2, or 0 */
+        size_t count;                   /* probes listed */
 };
 
 #define USDT_IMPL(p) ((struct usdt_provider_impl *)(p))

@@ -136,11 +136,17 @@ usdt_probe_set_key(const usdt_provider_t *provider, size_t *key_bytes)
         if (key == NULL)
                 return NULL;
         for (pd = provider->probedefs; pd != NULL; pd = pd->next) {
-                used += (size_t)sprintf(key + used, "%s%c%s%c%c", pd->function,
-                                        0, pd->name, 0, (char)('A' + pd->argc));
-                for (i = 0; i < pd->argc; i++)
-                        used += (size_t)sprintf(key + used, "%s%c",
-                                                pd->types[i] ? pd->types[i] : "", 0);
+                size_t f = strlen(pd->function) + 1, n = strlen(pd->name) + 1;
+                memcpy(key + used, pd->function, f);
+                memcpy(key + used + f, pd->name, n);
+                used += f + n;
+                key[used++] = (char)('A' + pd->argc);
+                for (i = 0; i < pd->argc; i++) {
+                        size_t t = pd->types[i] ? strlen(pd->types[i]) : 0;
+                        memcpy(key + used, pd->types[i] ? pd->types[i] : "", t);
+                        key[used + t] = '\0';
+                        used += t + 1;
+                }
         }
         *key_bytes = used;
         return key;
@@ -162,20 +168,18 @@ object_free(struct usdt_object *obj)
         free(obj);
 }
 
+/* Take an object off the list of live objects, in O(1). */
 static void
-object_unlink(struct usdt_object **list, struct usdt_object *obj)
+object_unlink(struct usdt_object *obj)
 {
-        struct usdt_object **link;
-
-        for (link = list; *link != NULL; link = &(*link)->next) {
-                if (*link == obj) {
-                        *link = obj->next;
-                        obj->next = NULL;
-                        return;
-                }
-        }
+        if (obj->prev != NULL)
+                obj->prev->next = obj->next;
+        else if (usdt_objects == obj)
+                usdt_objects = obj->next;
+        if (obj->next != NULL)
+                obj->next->prev = obj->prev;
+        obj->next = obj->prev = NULL;
 }
-
 /*
  * A new object for the provider's current probes, stubs built for the
  * given backends (SDT: in an ELF object; else anonymous pages). Takes key.
@@ -214,7 +218,10 @@ usdt_object_create(usdt_provider_t *provider, char *key, size_t key_bytes,
                 free(obj);
                 return NULL;
         }
+        obj->prev = NULL;
         obj->next = usdt_objects;
+        if (usdt_objects != NULL)
+                usdt_objects->prev = obj;
         usdt_objects = obj;
         return obj;
 }
@@ -252,7 +259,7 @@ usdt_object_withdraw(struct usdt_object *obj)
 void
 usdt_object_discard(struct usdt_object *obj)
 {
-        object_unlink(&usdt_objects, obj);
+        object_unlink(obj);
         usdt_sdt_retire(obj);
         object_free(obj);
 }
@@ -264,7 +271,7 @@ void
 usdt_object_retire(struct usdt_object *obj)
 {
         usdt_object_withdraw(obj);
-        object_unlink(&usdt_objects, obj);
+        object_unlink(obj);
         usdt_sdt_retire(obj);
         clock_gettime(CLOCK_MONOTONIC, &obj->retired_at);
         obj->next = usdt_graveyard;

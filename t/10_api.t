@@ -42,6 +42,21 @@ subtest 'add_probe: duplicate function+name gives the original text' => sub {
         'the provider is as it was';
 };
 
+subtest 'a probe definition belongs to one provider at a time' => sub {
+    is cmd('provider o1 one mod'), 'ok';
+    is cmd('provider o2 two mod'), 'ok';
+    is cmd('probe shared fn s'), 'ok';
+    is cmd('add o1 shared'), 'ok';
+    is cmd('add o2 shared'), 'error probe two:mod:fn:s: it is already in another provider (a probe definition belongs to one provider)';
+    is cmd('pfields o2'), 'name two module mod probes 0 enabled 0 error set file null';
+    is cmd('remove o1 shared'), 'ok';
+    is cmd('add o2 shared'), 'ok', 'once removed, it can go elsewhere';
+    is cmd('free o1'), 'ok';
+    is cmd('free o2'), 'ok';
+    is cmd('release shared'), 'ok';
+    is cmd('forget shared'), 'ok';
+};
+
 subtest 'remove_probe: unknown probe and empty provider' => sub {
     is cmd('provider e prov mod'), 'ok';
     is cmd('remove e a'), 'error no probes defined';
