@@ -29,6 +29,7 @@
  *   child_free P                    a child frees P and exits
  *   exec_fds                        the descriptors an exec'ed program sees
  *   nullcalls                       every public function given NULLs
+ *   foreign P                       dlopen and dlclose P's object from outside
  *   failat N, failcalls             fail the Nth library allocation (failalloc build)
  *   arch, pid, sleep MS, echo TEXT, quit
  */
@@ -36,6 +37,7 @@
 #include "usdt.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <errno.h>
@@ -767,6 +769,14 @@ command(char **tok, int ntok)
                 fflush(stdout);
                 if (system("ls /proc/self/fd | tr '\\n' ' ' | sed 's/^/fds /; s/ $//'; echo") != 0)
                         printf("error system\n");
+        } else if (strcmp(cmd, "foreign") == 0 && ntok == 2) {
+                /* someone else dlopens our object by its path, then closes it */
+                const char *path = usdt_provider_path(provider_of(tok[1]));
+                void *other = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+                if (other == NULL)
+                        printf("error %s\n", path ? dlerror() : "no path");
+                else
+                        printf(dlclose(other) == 0 ? "ok\n" : "error dlclose\n");
         } else if (strcmp(cmd, "nullcalls") == 0) {
                 /* every public function with NULL for each pointer */
                 usdt_provider_t *np = usdt_create_provider("nulls", "mod");

@@ -74,6 +74,7 @@ for my $mode ('memory file', 'file mode') {
         $d->ok_all('provider p parent mod', 'probe a fn p int', 'add p a', 'enable p');
         is $d->cmd('exec_fds'), $fds, 'an exec\'ed program inherits no descriptor of ours';
         my ($path) = $d->cmd('path p') =~ /^path (\S+)/;
+        is $d->cmd('foreign p'), 'ok', 'another dlopen and dlclose of our object by its path';
         is $d->cmd('child_free p'), 'child exited 0';
         ok -e $path, 'the object is still there';
         is $d->cmd('path p'), "path $path";
@@ -81,7 +82,8 @@ for my $mode ('memory file', 'file mode') {
                               { ready => qr/Attaching/, timeout => 60 });
         is $d->cmd('wait a 1 20000'), '1';
         is $d->cmd('fire a i:1'), 'fired 1';
-        like tracer_stop($bt), qr/^\@n: 1$/m, "the parent's probe still fires into bpftrace";
+        like tracer_stop($bt), qr/^\@n: 1$/m,
+            "the parent's probe still fires into bpftrace (neither unmapped it)";
         $d->ok_all('free p');
         is $d->close, 0;
     };
