@@ -180,13 +180,14 @@ object_unlink(struct usdt_object *obj)
                 obj->next->prev = obj->prev;
         obj->next = obj->prev = NULL;
 }
+
 /*
  * A new object for the provider's current probes, stubs built for the
  * given backends (SDT: in an ELF object; else anonymous pages). Takes key.
  */
 struct usdt_object *
 usdt_object_create(usdt_provider_t *provider, char *key, size_t key_bytes,
-              int backends)
+                   int backends)
 {
         struct usdt_object *obj = calloc(1, sizeof(*obj));
         int rc;
