@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use USDTTest qw(driver tracer_start tracer_stop run_capture);
+use USDTTest qw(bpftrace driver tracer_start tracer_stop run_capture);
 
 my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver($exe ? (_exe => $exe) : ());
@@ -18,8 +18,7 @@ my ($pid) = $d->cmd('pid') =~ /(\d+)/;
 sub attach {
     my ($var, $script) = @_;
     is $d->cmd("isenabled $var"), '0', 'not enabled before bpftrace attaches';
-    my $bt = tracer_start('bpftrace', '-p', $pid, '-e', $script,
-                          { ready => qr/Attaching \d+ probe/, timeout => 60 });
+    my $bt = bpftrace('-p', $pid, $script);
     is $d->cmd("wait $var 1 20000"), '1', 'usdt_is_enabled is 1 once bpftrace attached';
     return $bt;
 }

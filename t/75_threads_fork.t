@@ -7,7 +7,7 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
-use USDTTest qw(driver tracer_start tracer_stop);
+use USDTTest qw(bpftrace driver tracer_start tracer_stop);
 
 my $exe = $ENV{USDT_TEST_EXE};
 my @exe = $exe ? (_exe => $exe) : ();
@@ -22,8 +22,7 @@ subtest '4 threads x 100 000 guarded fires under bpftrace: the count is exact' =
     my $d = driver(@exe);
     my ($pid) = $d->cmd('pid') =~ /(\d+)/;
     $d->ok_all('provider p threads mod', 'probe a fn hit int str', 'add p a', 'enable p');
-    my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::threads:hit { @n = count(); }',
-                          { ready => qr/Attaching/, timeout => 60 });
+    my $bt = bpftrace('-p', $pid, 'usdt::threads:hit { @n = count(); }');
     is $d->cmd('wait a 1 20000'), '1';
     is $d->cmd('mtfire a 4 100000'), 'fired 400000', 'every guarded fire fired';
     like tracer_stop($bt), qr/^\@n: 400000$/m, 'bpftrace counted each of them';
@@ -36,8 +35,7 @@ subtest 'fires racing disable and enable, under bpftrace, for 4 seconds' => sub 
     my ($pid) = $d->cmd('pid') =~ /(\d+)/;
     $d->send('race toggle 4 3');
     sleep 1;
-    my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::race:racing { @n = count(); }',
-                          { ready => qr/Attaching/, timeout => 60 });
+    my $bt = bpftrace('-p', $pid, 'usdt::race:racing { @n = count(); }');
     like $d->recv, qr/^race ok rounds many enabled-fires [1-9]\d*$/,
         'no crash; some fires saw the probe enabled';
     like tracer_stop($bt), qr/^\@n: [1-9]\d*$/m, 'and bpftrace counted fires';
@@ -56,8 +54,7 @@ subtest 'a forked child fires, traceable by its own pid' => sub {
     $d->ok_all('provider p forked mod', 'probe a fn p int', 'add p a', 'enable p');
     my ($child) = $d->cmd('child_fire a 5') =~ /^child (\d+)$/;
     ok $child, 'the child runs';
-    my $bt = tracer_start('bpftrace', '-p', $child, '-e', 'usdt::forked:p { @n = count(); }',
-                          { ready => qr/Attaching/, timeout => 60 });
+    my $bt = bpftrace('-p', $child, 'usdt::forked:p { @n = count(); }');
     is $d->cmd("waitchild $child"), 'child exited 0', 'the child saw itself traced and fired';
     like tracer_stop($bt), qr/^\@n: 5$/m, "bpftrace -p CHILD counted the child's 5 fires";
     is $d->cmd('isenabled a'), '0', "the parent's probe was not traced";
@@ -78,8 +75,7 @@ for my $mode ('memory file', 'file mode') {
         is $d->cmd('child_free p'), 'child exited 0';
         ok -e $path, 'the object is still there';
         is $d->cmd('path p'), "path $path";
-        my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::parent:p { @n = count(); }',
-                              { ready => qr/Attaching/, timeout => 60 });
+        my $bt = bpftrace('-p', $pid, 'usdt::parent:p { @n = count(); }');
         is $d->cmd('wait a 1 20000'), '1';
         is $d->cmd('fire a i:1'), 'fired 1';
         like tracer_stop($bt), qr/^\@n: 1$/m,

@@ -8,7 +8,7 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
-use USDTTest qw(run_capture top_dir driver tracer_start tracer_stop);
+use USDTTest qw(bpftrace run_capture top_dir driver tracer_start tracer_stop);
 
 my $top = top_dir();
 my $tmp = tempdir(CLEANUP => 1);
@@ -88,8 +88,7 @@ is "@usdt", join(' ', sort qw(usdt_create_probe usdt_create_provider usdt_errstr
 my $d = driver(_exe => "$tmp/host $tmp/binding.so");
 is $d->cmd('start'), 'ok', 'the binding enables its provider';
 my ($pid) = $d->cmd('pid') =~ /(\d+)/;
-my $bt = tracer_start('bpftrace', '-p', $pid, '-e', 'usdt::binding:call { printf("%lld %s\n", arg0, str(arg1)); }',
-                      { ready => qr/Attaching/, timeout => 60 });
+my $bt = bpftrace('-p', $pid, 'usdt::binding:call { printf("%lld %s\n", arg0, str(arg1)); }');
 is $d->cmd('wait'), '1', 'is-enabled under bpftrace';
 is $d->cmd('fire'), 'fired';
 like tracer_stop($bt), qr/^31337 from the module$/m, 'bpftrace traced the probe fired from the module';

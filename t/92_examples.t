@@ -4,7 +4,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use USDTTest qw(run_capture top_dir tracer_start tracer_stop);
+use USDTTest qw(bpftrace run_capture top_dir tracer_start tracer_stop);
 
 my $top = top_dir();
 my ($st, $out) = run_capture('make', '-C', $top, 'examples');
@@ -18,8 +18,7 @@ for my $ex (['hello', 'usdt::hello:tick { printf("%lld %s\n", arg0, str(arg1)); 
             ['guarded', 'usdt::guarded:request { printf("%s\n", str(arg1)); }', qr/^\{"iteration":\d+,"elapsed_ms":\d+,"pid":\d+\}$/m]) {
     my ($name, $script, $want) = @$ex;
     my $prog = tracer_start("$top/examples/$name", 4, { ready => qr/pid (\d+)/, timeout => 10 });
-    my $bt = tracer_start('bpftrace', '-p', $prog->{pid}, '-e', $script,
-                          { ready => qr/Attaching/, timeout => 60 });
+    my $bt = bpftrace('-p', $prog->{pid}, $script);
     my $prog_out = tracer_stop($prog, 'ZERO');     # waits until it exits by itself
     like tracer_stop($bt), $want, "$name: bpftrace sees its probe fire";
     is $prog->{status}, 0, "$name exits 0";

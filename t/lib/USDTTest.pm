@@ -16,7 +16,7 @@ use Time::HiRes ();
 use Cwd ();
 
 our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output wait_for_file
-                    run_capture top_dir);
+                    run_capture top_dir bpftrace);
 
 my %started;    # pid => description, for the END block
 
@@ -151,6 +151,19 @@ sub tracer_output {
     local $/;
     my $text = <$fh> // '';
     return $text;
+}
+
+# bpftrace(ARGS..., SCRIPT): start bpftrace and return once every probe of
+# the script is attached. "Attaching N probes" is printed before the
+# attaching, and a probe's semaphore counts up before its program is
+# attached, so neither says a fire would be seen; BEGIN runs after all
+# probes are attached, so the script gets a BEGIN that says "ready".
+sub bpftrace {
+    my @args = @_;
+    my $script = pop @args;
+    return tracer_start('bpftrace', @args, '-e',
+                        'BEGIN { printf("bpftrace-ready\n"); } ' . $script,
+                        { ready => qr/^bpftrace-ready$/m, timeout => 60 });
 }
 
 # Stop a tracer by its pid (SIGINT, or the given signal), wait for it;
