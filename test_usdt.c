@@ -25,7 +25,7 @@
  *   mtfire D T N                    T threads fire D N times each, guarded
  *   race toggle|churn SECONDS T     T threads fire while this one disables/frees
  *   mtcontrol T N                   T threads run the control API N times
- *   child_fire D N, waitchild PID   a child fires D N times once traced
+ *   child_fire D N GO, waitchild PID  a child fires D N times once traced and GO exists
  *   child_free P                    a child frees P and exits
  *   exec_fds                        the descriptors an exec'ed program sees
  *   nullcalls                       every public function given NULLs
@@ -735,14 +735,16 @@ command(char **tok, int ntok)
                 race(tok[1], atof(tok[2]), atoi(tok[3]));
         } else if (strcmp(cmd, "mtcontrol") == 0 && ntok == 3) {
                 mtcontrol(atoi(tok[1]), atol(tok[2]));
-        } else if (strcmp(cmd, "child_fire") == 0 && ntok == 3) {
-                /* a child that waits to be traced, fires N times, exits */
+        } else if (strcmp(cmd, "child_fire") == 0 && ntok == 4) {
+                /* a child that waits to be traced and for the file GO to
+                 * exist (the tracer is ready), fires N times, exits */
                 pid_t pid = fork();
                 if (pid == 0) {
                         long k, n = atol(tok[2]), waited;
                         void *args[1] = { (void *)(intptr_t)99 };
                         h = handle_of(tok[1]);
-                        for (waited = 0; waited < 30000 && !usdt_is_enabled(h); waited += 10)
+                        for (waited = 0; waited < 30000 &&
+                             (!usdt_is_enabled(h) || access(tok[3], F_OK) != 0); waited += 10)
                                 sleep_ms(10);
                         for (k = 0; k < n; k++)
                                 usdt_fire_probe(h, 1, args);

@@ -52,9 +52,12 @@ subtest 'fires racing free and re-creation, without a tracer, for 3 seconds' => 
 subtest 'a forked child fires, traceable by its own pid' => sub {
     my $d = driver(@exe);
     $d->ok_all('provider p forked mod', 'probe a fn p int', 'add p a', 'enable p');
-    my ($child) = $d->cmd('child_fire a 5') =~ /^child (\d+)$/;
+    my $go = tempdir(CLEANUP => 1) . '/go';
+    my ($child) = $d->cmd("child_fire a 5 $go") =~ /^child (\d+)$/;
     ok $child, 'the child runs';
     my $bt = bpftrace('-p', $child, 'usdt::forked:p { @n = count(); }');
+    open my $fh, '>', $go or die "$go: $!";     # bpftrace is ready: the child may fire
+    close $fh;
     is $d->cmd("waitchild $child"), 'child exited 0', 'the child saw itself traced and fired';
     like tracer_stop($bt), qr/^\@n: 5$/m, "bpftrace -p CHILD counted the child's 5 fires";
     is $d->cmd('isenabled a'), '0', "the parent's probe was not traced";
