@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use USDTTest qw(bpftrace driver tracer_start tracer_stop run_capture);
+use USDTTest qw(bpftrace driver tracer_start tracer_stop tracer_wait run_capture);
 
 my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver($exe ? (_exe => $exe) : ());
@@ -42,6 +42,7 @@ subtest 'attach by pid: integers and strings in arg0..arg5, exactly' => sub {
     is $d->cmd('fire d i:-9223372036854775808 s:first i:9223372036854775807 s:second i:-1 s:third'), 'fired 1';
     is $d->cmd('fire d i:0 s: i:42 s:with%20space i:-42 s:last'), 'fired 1';
     is $d->cmd('guarded d 1 i:7 s:guarded i:8 s:x i:9 s:y'), 'fired 1', 'a guarded fire fires';
+    ok tracer_wait($bt, qr/^7\|guarded/m), 'bpftrace printed the last one';
     my $out = tracer_stop($bt);
     my @lines = grep { /\|/ } split /\n/, $out;
     is_deeply \@lines, [
@@ -59,6 +60,7 @@ subtest 'attach by path: usdt:PATH:provider:probe' => sub {
     my ($path) = $d->cmd('path p2') =~ /^path (\S+)$/;
     my $bt = attach('d2', "usdt:$path:bypath:hit { printf(\"hit %lld\\n\", arg0); }");
     is $d->cmd('fire d2 i:12345'), 'fired 1';
+    ok tracer_wait($bt, qr/^hit 12345$/m), 'bpftrace printed it';
     like tracer_stop($bt), qr/^hit 12345$/m;
     $d->ok_all('free p2');
 };

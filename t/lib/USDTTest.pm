@@ -15,8 +15,8 @@ use File::Temp ();
 use Time::HiRes ();
 use Cwd ();
 
-our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output wait_for_file
-                    run_capture top_dir bpftrace);
+our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output tracer_wait
+                    wait_for_file run_capture top_dir bpftrace);
 
 my %started;    # pid => description, for the END block
 
@@ -143,6 +143,18 @@ sub tracer_start {
         }
     }
     return $t;
+}
+
+# Wait until the tracer's output matches (its events reach the output file
+# asynchronously: stopping it too early can lose the last ones). 1 or 0.
+sub tracer_wait {
+    my ($t, $regex, $timeout) = @_;
+    my $deadline = time + ($timeout // 30);
+    until (tracer_output($t) =~ $regex) {
+        return 0 if time > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+    return 1;
 }
 
 sub tracer_output {
