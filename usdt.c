@@ -583,9 +583,8 @@ usdt_provider_free(usdt_provider_t *provider)
                 probedef_release_locked(pd);
         }
         free(impl->index);
-        provider_set_text(provider, NULL);
-        if (provider->error == usdt_oom_text)
-                provider->error = NULL;
+        if (provider->error != usdt_oom_text)
+                free(provider->error);
         free((char *)provider->name);
         free((char *)provider->module);
         free(impl);

@@ -99,7 +99,6 @@ usdt_type_is_string(const char *type)
 const char *
 usdt_probedef_check(char *reason, size_t size, const usdt_probedef_t *pd)
 {
-        char what[32];
         size_t i;
 
         if (name_check(reason, size, "function name", pd->function,
@@ -110,10 +109,9 @@ usdt_probedef_check(char *reason, size_t size, const usdt_probedef_t *pd)
         for (i = 0; i < pd->argc; i++) {
                 if (pd->types[i] != NULL &&
                     strnlen(pd->types[i], USDT_TYPE_MAX + 1) > USDT_TYPE_MAX) {
-                        snprintf(what, sizeof(what), "argument %zu", i);
                         snprintf(reason, size,
-                                 "%s type is too long: the limit is %d bytes",
-                                 what, USDT_TYPE_MAX);
+                                 "argument %zu type is too long: the limit is %d bytes",
+                                 i, USDT_TYPE_MAX);
                         return reason;
                 }
         }
