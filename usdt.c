@@ -1,18 +1,25 @@
 /*
  * The public API: providers, probe definitions and their reference counts,
  * error texts, enable and disable, and the choice of backend. Names are
- * checked in usdt_names.c; handles, firing and objects are usdt_object.c.
+ * checked in usdt_names.c; objects live in usdt_object.c; firing is
+ * usdt_fire.c.
  *
  * Invariants kept here (all under the one library lock, usdt_lock):
  * - provider->enabled == 1 exactly when impl->object is published: every
- *   probedef in the list then has probe == &handle->pub, and the handle
- *   points into impl->object's stubs.
- * - A disabled provider may keep impl->object for re-use; its handles
- *   then point at the no-op stub and a zero semaphore.
- * - An object leaves its provider only through object_retire, and its
- *   memory goes back to the system only in usdt_object_reap, once no fire
- *   can be inside it.
- * Firing and usdt_is_enabled take no lock; see usdt_fire_probe.
+ *   probedef of its probe set then has probe == &handle->pub, and the
+ *   handle points into impl->object's stubs.
+ * - A disabled provider may keep impl->object for re-use (usdt_object_keep
+ *   bounds how many are kept); its handles then point at the no-op stub and
+ *   a zero semaphore.
+ * - impl->busy is 1 while an enable loads the provider's new object with
+ *   the lock dropped; other enables, disables and frees of that provider
+ *   wait for it (usdt_cond).
+ * - The dynamic loader is never called with the lock held: enable drops it
+ *   around usdt_object_create, and usdt_unlock unloads retired objects
+ *   after dropping it. (glibc runs constructors under its loader lock, and
+ *   a constructor may call this library: holding ours while calling the
+ *   loader would deadlock.)
+ * Firing and usdt_is_enabled take no lock; see usdt_fire.c.
  */
 #define _GNU_SOURCE
 #include "usdt_internal.h"
@@ -37,6 +44,7 @@ static const char *const usdt_error_templates[] = {
 };
 
 static pthread_mutex_t usdt_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t usdt_cond = PTHREAD_COND_INITIALIZER;
 static pthread_once_t usdt_once = PTHREAD_ONCE_INIT;
 static __thread char usdt_create_error[256];
 static char usdt_oom_text[] = "failed to allocate memory";
@@ -44,15 +52,22 @@ static char usdt_oom_text[] = "failed to allocate memory";
 /* --- The lock ----------------------------------------------------------- */
 
 static void usdt_atfork_prepare(void) { pthread_mutex_lock(&usdt_mutex); }
-static void usdt_atfork_release(void) { pthread_mutex_unlock(&usdt_mutex); }
+static void usdt_atfork_parent(void) { pthread_mutex_unlock(&usdt_mutex); }
+
+static void
+usdt_atfork_child(void)
+{
+        usdt_object_atfork_child();
+        pthread_mutex_unlock(&usdt_mutex);
+}
 
 static void
 usdt_init(void)
 {
         /* A fork while another thread is inside the library must not leave
          * the child with the lock taken. */
-        pthread_atfork(usdt_atfork_prepare, usdt_atfork_release,
-                       usdt_atfork_release);
+        pthread_atfork(usdt_atfork_prepare, usdt_atfork_parent,
+                       usdt_atfork_child);
 }
 
 void
@@ -62,10 +77,26 @@ usdt_lock(void)
         pthread_mutex_lock(&usdt_mutex);
 }
 
+/* Drop the lock, then unload the objects retired meanwhile: dlclose must
+ * not run under it. Every control call leaves through here, so a retired
+ * object is gone when the call that retired it returns. */
 void
 usdt_unlock(void)
 {
+        struct usdt_object *unload;
+
+        usdt_object_reap();
+        unload = usdt_object_take_unload();
         pthread_mutex_unlock(&usdt_mutex);
+        usdt_object_unload(unload);
+}
+
+/* Wait, under the lock, until no enable is loading this provider's object. */
+static void
+provider_wait_idle(struct usdt_provider_impl *impl)
+{
+        while (impl->busy)
+                pthread_cond_wait(&usdt_cond, &usdt_mutex);
 }
 
 /* --- Errors ------------------------------------------------------------- */
@@ -208,7 +239,6 @@ usdt_probe_release(usdt_probedef_t *probedef)
                 return;
         usdt_lock();
         probedef_release_locked(probedef);
-        usdt_object_reap();
         usdt_unlock();
 }
 
@@ -249,17 +279,6 @@ fail:
                  "usdt_create_provider: failed to allocate memory");
         errno = ENOMEM;
         return NULL;
-}
-
-size_t
-usdt_provider_count(const usdt_provider_t *provider)
-{
-        const usdt_probedef_t *pd;
-        size_t n = 0;
-
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next)
-                n++;
-        return n;
 }
 
 /*
@@ -461,21 +480,101 @@ backends_choose(usdt_provider_t *provider, int *backends)
         return -1;
 }
 
+/* --- The probe set ------------------------------------------------------ */
+
+/*
+ * Take the snapshot of the provider's probes that enable publishes: the
+ * names, the types as DOF publishes them, which arguments are strings,
+ * and a reference on each handle. One allocation for all the strings
+ * (the key), one for the entries. Returns 0, or -1 when out of memory.
+ */
+int
+usdt_probe_set_take(struct usdt_probe_set *set, const usdt_provider_t *provider)
+{
+        const usdt_probedef_t *pd;
+        size_t bytes = 1, n = 0, i, k, used = 0;
+
+        memset(set, 0, sizeof(*set));
+        for (pd = provider->probedefs; pd != NULL; pd = pd->next, n++) {
+                bytes += strlen(pd->function) + strlen(pd->name) + 3;
+                for (k = 0; k < pd->argc; k++)
+                        bytes += (pd->types[k] ? strlen(pd->types[k]) : 4) + 1;
+        }
+        set->provider = strdup(provider->name);
+        set->module = strdup(provider->module);
+        set->key = malloc(bytes);
+        set->probes = calloc(n ? n : 1, sizeof(*set->probes));
+        if (set->provider == NULL || set->module == NULL || set->key == NULL ||
+            set->probes == NULL) {
+                usdt_probe_set_free(set);
+                return -1;
+        }
+        for (pd = provider->probedefs, i = 0; pd != NULL; pd = pd->next, i++) {
+                struct usdt_set_probe *p = &set->probes[i];
+                size_t f = strlen(pd->function) + 1, m = strlen(pd->name) + 1;
+
+                p->function = set->key + used;
+                memcpy(set->key + used, pd->function, f);
+                p->name = set->key + used + f;
+                memcpy(set->key + used + f, pd->name, m);
+                used += f + m;
+                set->key[used++] = (char)('A' + pd->argc);
+                p->types = set->key + used;
+                p->argc = (uint32_t)pd->argc;
+                for (k = 0; k < pd->argc; k++) {
+                        const char *type = pd->types[k] ? pd->types[k] : "long";
+                        size_t t = strlen(type) + 1;
+                        memcpy(set->key + used, type, t);
+                        used += t;
+                        if (usdt_type_is_string(pd->types[k]))
+                                p->string_args |= 1u << k;
+                }
+                p->handle = USDT_HANDLE(pd);
+                p->handle->refcnt++;
+        }
+        set->nprobes = n;
+        set->key_bytes = used;
+        return 0;
+}
+
 /* --- Enable and disable ------------------------------------------------- */
+
+/* Whether the kept object can be published again for this set. DOF never
+ * re-uses one: its stub addresses were named to DTrace already. */
+static int
+object_reusable(const struct usdt_object *obj, const struct usdt_probe_set *set,
+                int backends)
+{
+        return obj != NULL && obj->backends == backends &&
+               !(backends & USDT_BACKEND_DOF) &&
+               obj->set.key_bytes == set->key_bytes &&
+               strcmp(obj->set.provider, set->provider) == 0 &&
+               memcmp(obj->set.key, set->key, set->key_bytes) == 0;
+}
+
+/* Retire the provider's object (kept or failed), if it has one. */
+static void
+provider_drop_object(struct usdt_provider_impl *impl)
+{
+        if (impl->object != NULL) {
+                usdt_object_retire(impl->object);
+                impl->object = NULL;
+        }
+}
 
 USDT_EXPORT int
 usdt_provider_enable(usdt_provider_t *provider)
 {
         struct usdt_provider_impl *impl = USDT_IMPL(provider);
+        struct usdt_probe_set set;
         struct usdt_object *obj;
-        size_t key_bytes = 0;
-        int backends, created = 0;
-        char *key;
+        struct usdt_err err;
+        int backends;
 
         if (provider == NULL)
                 return -1;
         usdt_lock();
-        usdt_object_reap();
+        provider_wait_idle(impl);
         if (provider->enabled) {
                 usdt_error(provider, USDT_ERROR_ALREADYENABLED);
                 usdt_unlock();
@@ -487,38 +586,38 @@ usdt_provider_enable(usdt_provider_t *provider)
         }
         if (backends_choose(provider, &backends) != 0)
                 goto fail;
-        key = usdt_probe_set_key(provider, &key_bytes);
-        if (key == NULL) {
+        if (usdt_probe_set_take(&set, provider) != 0) {
                 usdt_error(provider, USDT_ERROR_MALLOC);
                 goto fail;
         }
+        usdt_fire_init();
+        err.text[0] = '\0';
         obj = impl->object;
-        if (obj != NULL && (obj->backends != backends ||
-            obj->key_bytes != key_bytes ||
-            memcmp(obj->key, key, key_bytes) != 0)) {
-                /* A changed probe set: the kept object can never serve again. */
-                usdt_object_retire(obj);
-                impl->object = obj = NULL;
-        }
-        if (obj == NULL) {
-                obj = usdt_object_create(provider, key, key_bytes, backends);
-                if (obj == NULL)
-                        goto fail;
-                created = 1;
+        if (object_reusable(obj, &set, backends)) {
+                usdt_probe_set_free(&set);
+                usdt_object_unkeep(obj);
         } else {
-                free(key);
-        }
-        usdt_object_attach_handles(obj, provider);
-        if ((backends & USDT_BACKEND_DOF) && usdt_dof_load(obj, provider) != 0) {
-                if (created) {
-                        usdt_object_discard(obj);
-                        obj = NULL;
+                /* A changed probe set: the kept object can never serve again. */
+                provider_drop_object(impl);
+                impl->busy = 1;
+                pthread_mutex_unlock(&usdt_mutex);
+                obj = usdt_object_create(&set, backends, &err);
+                pthread_mutex_lock(&usdt_mutex);
+                impl->busy = 0;
+                pthread_cond_broadcast(&usdt_cond);
+                if (obj == NULL) {
+                        usdt_set_error(provider, "%s", err.text);
+                        goto fail;
                 }
+                usdt_object_link(obj, impl);
                 impl->object = obj;
+        }
+        if ((backends & USDT_BACKEND_DOF) && usdt_dof_load(obj, &err) != 0) {
+                usdt_set_error(provider, "%s", err.text);
+                provider_drop_object(impl);
                 goto fail;
         }
-        usdt_object_publish_handles(obj, provider);
-        impl->object = obj;
+        usdt_object_publish(obj);
         provider->enabled = 1;
         provider->file = obj;
         usdt_unlock();
@@ -528,18 +627,28 @@ fail:
         return -1;
 }
 
+/* Disable: unload DOF, withdraw the handles, keep the object for re-use
+ * (or retire it when DTrace had it). -1 if DTrace refused the unload. */
 static int
 provider_disable_locked(usdt_provider_t *provider)
 {
-        struct usdt_object *obj = USDT_IMPL(provider)->object;
+        struct usdt_provider_impl *impl = USDT_IMPL(provider);
+        struct usdt_object *obj = impl->object;
+        struct usdt_err err;
 
         if (!provider->enabled)
                 return 0;
-        if (obj->dof_loaded && usdt_dof_unload(obj, provider) != 0)
+        if (obj->dof_loaded && usdt_dof_unload(obj, &err) != 0) {
+                usdt_set_error(provider, "%s", err.text);
                 return -1;
+        }
         usdt_object_withdraw(obj);
         provider->enabled = 0;
         provider->file = NULL;
+        if (obj->backends & USDT_BACKEND_DOF)
+                provider_drop_object(impl);
+        else
+                usdt_object_keep(obj);
         return 0;
 }
 
@@ -551,7 +660,7 @@ usdt_provider_disable(usdt_provider_t *provider)
         if (provider == NULL)
                 return -1;
         usdt_lock();
-        usdt_object_reap();
+        provider_wait_idle(USDT_IMPL(provider));
         rc = provider_disable_locked(provider);
         usdt_unlock();
         return rc;
@@ -566,13 +675,13 @@ usdt_provider_free(usdt_provider_t *provider)
         if (provider == NULL)
                 return;
         usdt_lock();
+        provider_wait_idle(impl);
         if (provider->enabled && provider_disable_locked(provider) != 0) {
                 /* The helper device refused the unload: withdraw anyway. */
-                usdt_object_withdraw(impl->object);
                 provider->enabled = 0;
+                provider->file = NULL;
         }
-        if (impl->object != NULL)
-                usdt_object_retire(impl->object);
+        provider_drop_object(impl);
         if (impl->preview != NULL)
                 usdt_object_retire(impl->preview);
         for (pd = provider->probedefs; pd != NULL; pd = next) {
@@ -588,7 +697,6 @@ usdt_provider_free(usdt_provider_t *provider)
         free((char *)provider->name);
         free((char *)provider->module);
         free(impl);
-        usdt_object_reap();
         usdt_unlock();
 }
 
@@ -598,9 +706,9 @@ USDT_EXPORT int
 usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
 {
         struct usdt_provider_impl *impl = USDT_IMPL(provider);
+        struct usdt_probe_set set;
         struct usdt_object *obj;
-        size_t key_bytes = 0;
-        char *key;
+        struct usdt_err err;
         int rc = -1;
 
         if (provider == NULL)
@@ -614,31 +722,34 @@ usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
                 usdt_error(provider, USDT_ERROR_NOPROBES);
                 goto out;
         }
-        key = usdt_probe_set_key(provider, &key_bytes);
-        if (key == NULL) {
+        if (usdt_probe_set_take(&set, provider) != 0) {
                 usdt_error(provider, USDT_ERROR_MALLOC);
                 goto out;
         }
         obj = impl->object;
-        if (obj == NULL || obj->key_bytes != key_bytes ||
-            memcmp(obj->key, key, key_bytes) != 0) {
+        if (obj == NULL || obj->set.key_bytes != set.key_bytes ||
+            memcmp(obj->set.key, set.key, set.key_bytes) != 0) {
                 obj = impl->preview;
-                if (obj != NULL && (obj->key_bytes != key_bytes ||
-                    memcmp(obj->key, key, key_bytes) != 0)) {
+                if (obj != NULL && (obj->set.key_bytes != set.key_bytes ||
+                    memcmp(obj->set.key, set.key, set.key_bytes) != 0)) {
                         usdt_object_retire(obj);
                         impl->preview = obj = NULL;
                 }
                 if (obj == NULL) {
-                        obj = usdt_object_create(provider, key, key_bytes,
-                                            USDT_BACKEND_DOF);
-                        key = NULL;
-                        if (obj == NULL)
+                        /* anonymous stubs: no loader, so under the lock */
+                        obj = usdt_object_create(&set, USDT_BACKEND_DOF, &err);
+                        if (obj == NULL) {
+                                usdt_set_error(provider, "%s", err.text);
                                 goto out;
+                        }
+                        usdt_object_link(obj, impl);
                         impl->preview = obj;
                 }
         }
-        free(key);
-        rc = usdt_dof_build(provider, obj, NULL, dof, size);
+        usdt_probe_set_free(&set);
+        rc = usdt_dof_build(obj, NULL, dof, size, &err);
+        if (rc != 0)
+                usdt_set_error(provider, "%s", err.text);
 out:
         usdt_unlock();
         return rc;
@@ -659,4 +770,3 @@ usdt_provider_path(usdt_provider_t *provider)
         usdt_unlock();
         return path;
 }
-

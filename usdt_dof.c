@@ -1,11 +1,14 @@
 /*
- * Growable byte buffers, and the DOF string table built on one.
+ * Growable byte buffers, the DOF string table built on one, and the error
+ * buffer the layers below the API write their messages into.
  *
  * A buffer that failed to grow remembers it (failed = 1) and ignores
  * further appends, so a builder appends freely and checks once at the end.
  */
 #include "usdt_internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +54,14 @@ usdt_buf_free(struct usdt_buf *buf)
 {
         free(buf->data);
         memset(buf, 0, sizeof(*buf));
+}
+
+void
+usdt_err_set(struct usdt_err *err, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(err->text, sizeof(err->text), fmt, ap);
+        va_end(ap);
 }

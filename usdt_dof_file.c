@@ -115,15 +115,15 @@ dof_write(unsigned char *out, const struct usdt_dof_sections *s,
  * means the returned buffer itself. Returns 0, or -1 with the error set.
  */
 int
-usdt_dof_build(usdt_provider_t *provider, const struct usdt_object *obj,
-               const void *load_addr, void **dof, size_t *size)
+usdt_dof_build(const struct usdt_object *obj, const void *load_addr,
+               void **dof, size_t *size, struct usdt_err *err)
 {
         struct usdt_dof_sections s;
         uint64_t offsets[USDT_DOF_NSECS];
         unsigned char *out = NULL;
         size_t total;
 
-        if (usdt_dof_sections_build(&s, provider, obj, 0) != 0)
+        if (usdt_dof_sections_build(&s, obj, 0) != 0)
                 goto nomem;
         total = dof_offsets(&s, offsets);
         if (posix_memalign((void **)&out, 8, total) != 0) {
@@ -133,7 +133,7 @@ usdt_dof_build(usdt_provider_t *provider, const struct usdt_object *obj,
 #if defined(__APPLE__)
         /* the offsets depend on where the document is */
         usdt_dof_sections_free(&s);
-        if (usdt_dof_sections_build(&s, provider, obj,
+        if (usdt_dof_sections_build(&s, obj,
                                     (uintptr_t)(load_addr ? load_addr : out)) != 0) {
                 free(out);
                 goto nomem;
@@ -147,7 +147,7 @@ usdt_dof_build(usdt_provider_t *provider, const struct usdt_object *obj,
         *size = total;
         return 0;
 nomem:
-        usdt_error(provider, USDT_ERROR_MALLOC);
+        usdt_err_set(err, "failed to allocate memory");
         return -1;
 }
 
@@ -221,7 +221,7 @@ helper_remove(int fd, int gen)
 }
 
 int
-usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider)
+usdt_dof_load(struct usdt_object *obj, struct usdt_err *err)
 {
         struct dof_helper helper;
         char cause[256];
@@ -229,7 +229,7 @@ usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider)
         size_t size;
         int fd, gen;
 
-        if (usdt_dof_build(provider, obj, NULL, &dof, &size) != 0)
+        if (usdt_dof_build(obj, NULL, &dof, &size, err) != 0)
                 return -1;
         if (size >= DOF_MAXSIZE) {
                 snprintf(cause, sizeof(cause),
@@ -243,8 +243,9 @@ usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider)
                 goto fail;
         }
         memset(&helper, 0, sizeof(helper));
-        strncpy(helper.dofhp_mod, provider->module, sizeof(helper.dofhp_mod) - 1);
+        strncpy(helper.dofhp_mod, obj->set.module, sizeof(helper.dofhp_mod) - 1);
         helper.dofhp_addr = helper.dofhp_dof = (uint64_t)(uintptr_t)dof;
+        obj->dof_ever_loaded = 1;       /* the kernel has seen these addresses */
         gen = helper_add(fd, &helper);
         if (gen < 0) {
                 snprintf(cause, sizeof(cause), "%s: %s", DOF_DEVICE, strerror(errno));
@@ -259,12 +260,12 @@ usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider)
         return 0;
 fail:
         free(dof);
-        usdt_error(provider, USDT_ERROR_LOADDOF, cause);
+        usdt_err_set(err, "failed to load DOF: %s", cause);
         return -1;
 }
 
 int
-usdt_dof_unload(struct usdt_object *obj, usdt_provider_t *provider)
+usdt_dof_unload(struct usdt_object *obj, struct usdt_err *err)
 {
         char cause[256];
         int fd;
@@ -274,7 +275,7 @@ usdt_dof_unload(struct usdt_object *obj, usdt_provider_t *provider)
                 snprintf(cause, sizeof(cause), "%s: %s", DOF_DEVICE, strerror(errno));
                 if (fd >= 0)
                         close(fd);
-                usdt_error(provider, USDT_ERROR_UNLOADDOF, cause);
+                usdt_err_set(err, "failed to unload DOF: %s", cause);
                 return -1;
         }
         close(fd);

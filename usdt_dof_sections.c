@@ -30,56 +30,49 @@ site_offsets(const unsigned char *stub, uintptr_t load_addr,
 #endif
 }
 
-/* The DOF type of an argument: as given, "long" (one word) for NULL. */
-static const char *
-dof_type(const char *type)
-{
-        return type != NULL ? type : "long";
-}
-
 int
 usdt_dof_sections_build(struct usdt_dof_sections *s,
-                        const usdt_provider_t *provider,
                         const struct usdt_object *obj, uintptr_t load_addr)
 {
-        const usdt_probedef_t *pd;
+        const struct usdt_probe_set *set = &obj->set;
         struct usdt_dof_provider prov;
-        uint32_t ordinal = 0, argidx = 0, name_index;
+        uint32_t ordinal, argidx = 0, name_index;
         size_t i, k;
 
         memset(s, 0, sizeof(*s));
         usdt_buf_append(&s->sec[USDT_DOF_STRTAB], "", 1);
-        name_index = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], provider->name);
+        name_index = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], set->provider);
 
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next, ordinal++) {
+        for (ordinal = 0; ordinal < set->nprobes; ordinal++) {
+                const struct usdt_set_probe *p = &set->probes[ordinal];
                 const unsigned char *stub = obj->stubs + ordinal * USDT_STUB_SIZE;
+                const char *type = p->types;
                 struct usdt_dof_probe rec;
                 uint32_t probe_off, enabled_off;
 
                 memset(&rec, 0, sizeof(rec));
                 rec.addr = (uint64_t)(uintptr_t)stub;
-                for (k = 0; k < pd->argc; k++) {
-                        uint32_t idx = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB],
-                                                           dof_type(pd->types[k]));
+                for (k = 0; k < p->argc; k++, type += strlen(type) + 1) {
+                        uint32_t idx = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], type);
                         if (k == 0)
                                 rec.nargv = rec.xargv = idx;
                 }
-                rec.func = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], pd->function);
-                rec.name = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], pd->name);
+                rec.func = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], p->function);
+                rec.name = usdt_buf_add_string(&s->sec[USDT_DOF_STRTAB], p->name);
                 rec.argidx = argidx;
                 rec.offidx = ordinal;
-                rec.nargc = rec.xargc = (uint8_t)pd->argc;
+                rec.nargc = rec.xargc = (uint8_t)p->argc;
                 rec.noffs = 1;
                 rec.enoffidx = ordinal;
                 rec.nenoffs = 1;
                 usdt_buf_append(&s->sec[USDT_DOF_PROBES], &rec, sizeof(rec));
 
                 /* translated argument k is native argument k */
-                for (k = 0; k < pd->argc; k++) {
+                for (k = 0; k < p->argc; k++) {
                         uint8_t map = (uint8_t)k;
                         usdt_buf_append(&s->sec[USDT_DOF_PRARGS], &map, 1);
                 }
-                argidx += (uint32_t)pd->argc;
+                argidx += p->argc;
 
                 site_offsets(stub, load_addr, &probe_off, &enabled_off);
                 usdt_buf_append(&s->sec[USDT_DOF_PROFFS], &probe_off, 4);

@@ -13,9 +13,9 @@
  * that maps the file while the uprobe exists. So usdt_is_enabled is a read
  * of the semaphore.
  *
- * Uprobes need a file, so at enable this file writes a small ELF shared
- * object holding the provider's stubs, one note per probe, the semaphores,
- * a build-id and symbols, and dlopen()s it:
+ * Uprobes need a file, so at enable this file writes the image of a small
+ * ELF shared object holding the provider's stubs, one note per probe, the
+ * semaphores, a build-id and symbols (usdt_sdt_load.c stores and loads it):
  *
  *   PT_LOAD R    ELF and program headers, .note.gnu.build-id, .hash,
  *                .dynsym, .dynstr, .stapsdt.base
@@ -27,33 +27,15 @@
  * Virtual addresses equal file offsets. Nothing needs relocating: the
  * stubs reach their semaphores %rip-relative (i386: call/pop).
  *
- * Where the object lives:
- * - default: a memory file (memfd_create), kept open for the object's
- *   life and loaded as /proc/PID/fd/N (not /proc/self/...: gdb -p would
- *   open its own descriptor N). Nothing on disk, ever; survives /tmp
- *   mounted noexec. perf cannot use it (it needs a real path).
- * - USDT_SDT_DIR=DIR: a file DIR/usdt-PID-START-SEQ-PROVIDER.so, in a
- *   directory that must be ours and mode 0700. perf works too. Removed
- *   when the object can no longer be used, and at exit; what a killed
- *   process left is removed by the next enable in that directory.
+ * The image is built from the probe set (usdt_object.c), never from the
+ * provider, and touches no global state: it may run without the lock.
  */
 #define _GNU_SOURCE
 #include "usdt_internal.h"
 
-#include <dirent.h>
-#include <dlfcn.h>
 #include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <link.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #if USDT_ELF_CLASS == 2
 typedef Elf64_Ehdr Ehdr;
@@ -71,10 +53,6 @@ typedef Elf32_Sym Sym;
 typedef Elf32_Dyn Dyn;
 typedef Elf32_Addr Addr;
 #define SYM_INFO(b, t) ELF32_ST_INFO(b, t)
-#endif
-
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U        /* Linux 6.3: executable memfd, asked for explicitly */
 #endif
 
 #define PAGE            4096
@@ -121,25 +99,26 @@ buf_add_sdt_name(struct usdt_buf *buf, const char *name)
 }
 
 static void
-build_strings(const usdt_provider_t *provider, struct usdt_buf *dynstr,
+build_strings(const struct usdt_probe_set *set, struct usdt_buf *dynstr,
               uint32_t *soname)
 {
-        const usdt_probedef_t *pd;
+        size_t i;
 
         usdt_buf_append(dynstr, "", 1);
         *soname = (uint32_t)dynstr->size;
         usdt_buf_append(dynstr, "libusdt-", 8);
-        usdt_buf_add_string(dynstr, provider->name);
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next) {
+        usdt_buf_add_string(dynstr, set->provider);
+        for (i = 0; i < set->nprobes; i++) {
+                const struct usdt_set_probe *p = &set->probes[i];
                 /* provider_function_name, and its _semaphore */
-                usdt_buf_append(dynstr, provider->name, strlen(provider->name));
+                usdt_buf_append(dynstr, set->provider, strlen(set->provider));
                 usdt_buf_append(dynstr, "_", 1);
-                usdt_buf_append(dynstr, pd->function, strlen(pd->function));
+                usdt_buf_append(dynstr, p->function, strlen(p->function));
                 usdt_buf_append(dynstr, "_", 1);
-                usdt_buf_add_string(dynstr, pd->name);
-                buf_add_sdt_name(dynstr, provider->name);
+                usdt_buf_add_string(dynstr, p->name);
+                buf_add_sdt_name(dynstr, set->provider);
                 usdt_buf_append(dynstr, "_", 1);
-                buf_add_sdt_name(dynstr, pd->name);
+                buf_add_sdt_name(dynstr, p->name);
                 usdt_buf_add_string(dynstr, "_semaphore");
         }
 }
@@ -151,13 +130,13 @@ build_strings(const usdt_provider_t *provider, struct usdt_buf *dynstr,
  * fills them in once the layout is known.
  */
 static void
-build_notes(const usdt_provider_t *provider, struct usdt_buf *notes)
+build_notes(const struct usdt_probe_set *set, struct usdt_buf *notes)
 {
         static const char zeros[sizeof(Addr) * 3 + 4];
-        const usdt_probedef_t *pd;
-        size_t k;
+        size_t i, k;
 
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next) {
+        for (i = 0; i < set->nprobes; i++) {
+                const struct usdt_set_probe *p = &set->probes[i];
                 uint32_t hdr[3] = { 8, 0, 3 };  /* namesz, descsz, NT_STAPSDT */
                 size_t hdr_at = notes->size, desc_at;
                 char width = (char)('0' + USDT_WORD_BYTES);
@@ -167,16 +146,16 @@ build_notes(const usdt_provider_t *provider, struct usdt_buf *notes)
                 usdt_buf_append(notes, "stapsdt", 8);
                 desc_at = notes->size;
                 usdt_buf_append(notes, zeros, sizeof(Addr) * 3);
-                buf_add_sdt_name(notes, provider->name);
+                buf_add_sdt_name(notes, set->provider);
                 usdt_buf_append(notes, "", 1);
-                buf_add_sdt_name(notes, pd->name);
+                buf_add_sdt_name(notes, p->name);
                 usdt_buf_append(notes, "", 1);
-                for (k = 0; k < pd->argc && k < USDT_SDT_ARG_MAX; k++) {
+                for (k = 0; k < p->argc && k < USDT_SDT_ARG_MAX; k++) {
                         const char *where = usdt_sdt_arg_location(k);
                         if (k > 0)
                                 usdt_buf_append(notes, " ", 1);
                         /* "-8@%rdi": a signed integer; "8@%rsi": a string pointer */
-                        if (!usdt_type_is_string(pd->types[k]))
+                        if (!(p->string_args & (1u << k)))
                                 usdt_buf_append(notes, "-", 1);
                         usdt_buf_append(notes, &width, 1);
                         usdt_buf_append(notes, "@", 1);
@@ -356,25 +335,28 @@ write_headers(unsigned char *img, const struct layout *l)
 }
 
 /*
- * The whole image: returns a calloc'ed buffer of *bytes bytes, or NULL.
+ * The whole image of the set's SDT object: returns a calloc'ed buffer of
+ * *bytes bytes, or NULL when out of memory. *text_offset and
+ * *semaphores_offset say where the stubs and the semaphores are in it
+ * (= their addresses relative to where it is loaded).
  */
-static unsigned char *
-image_build(const usdt_provider_t *provider, size_t nprobes, size_t *bytes,
-            struct layout *l)
+unsigned char *
+usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
+               size_t *text_offset, size_t *semaphores_offset)
 {
         struct usdt_buf dynstr = { 0 }, notes = { 0 };
-        const usdt_probedef_t *pd;
+        struct layout layout, *l = &layout;
         unsigned char *img = NULL;
         uint32_t soname, name_at, *hash;
         Sym *sym;
         Dyn *dyn;
         size_t i;
 
-        build_strings(provider, &dynstr, &soname);
-        build_notes(provider, &notes);
+        build_strings(set, &dynstr, &soname);
+        build_notes(set, &notes);
         if (dynstr.failed || notes.failed)
                 goto out;
-        layout_compute(l, nprobes, dynstr.size, notes.size);
+        layout_compute(l, set->nprobes, dynstr.size, notes.size);
         notes_set_addresses(notes.data, notes.size, l);
         img = calloc(1, l->total);
         if (img == NULL)
@@ -387,7 +369,7 @@ image_build(const usdt_provider_t *provider, size_t nprobes, size_t *bytes,
         /* symbols: null, then a function and a semaphore per probe */
         sym = (Sym *)(img + l->off[SEC_DYNSYM]);
         name_at = soname + (uint32_t)strlen((char *)img + l->off[SEC_DYNSTR] + soname) + 1;
-        for (pd = provider->probedefs, i = 0; pd != NULL; pd = pd->next, i++) {
+        for (i = 0; i < set->nprobes; i++) {
                 Sym *fn = &sym[1 + 2 * i], *sem = &sym[2 + 2 * i];
                 fn->st_name = name_at;
                 name_at += (uint32_t)strlen((char *)img + l->off[SEC_DYNSTR] + name_at) + 1;
@@ -430,273 +412,11 @@ image_build(const usdt_provider_t *provider, size_t nprobes, size_t *bytes,
                 build_id(img, l->total, img + l->off[SEC_BUILDID] + 16);
         }
         *bytes = l->total;
+        *text_offset = l->off[SEC_TEXT];
+        *semaphores_offset = l->off[SEC_PROBES];
 out:
         usdt_buf_free(&dynstr);
         usdt_buf_free(&notes);
         return img;
 }
 
-/* --- Where the object lives --------------------------------------------- */
-
-static int
-write_all(int fd, const unsigned char *data, size_t bytes)
-{
-        while (bytes > 0) {
-                ssize_t n = write(fd, data, bytes);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                data += n;
-                bytes -= (size_t)n;
-        }
-        return 0;
-}
-
-/* The start time of a process (clock ticks since boot), or 0. */
-static unsigned long long
-process_start_time(pid_t pid)
-{
-        char path[64], buf[1024], *p;
-        unsigned long long start = 0;
-        ssize_t n;
-        int fd, field;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        p = strrchr(buf, ')');          /* the command name may hold anything */
-        for (field = 2; p != NULL && field < 22; field++)
-                p = strchr(p + 1, ' ');
-        if (p != NULL)
-                start = strtoull(p + 1, NULL, 10);
-        return start;
-}
-
-/*
- * Remove what killed processes left in the directory: files named
- * usdt-PID-START-... whose process is gone (or is another process now).
- */
-static void
-dir_reap(int dirfd)
-{
-        DIR *dir;
-        struct dirent *de;
-        int fd = dup(dirfd);
-
-        if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-                if (fd >= 0)
-                        close(fd);
-                return;
-        }
-        while ((de = readdir(dir)) != NULL) {
-                int pid;
-                unsigned long long start;
-
-                if (sscanf(de->d_name, "usdt-%d-%llu-", &pid, &start) != 2 || pid <= 0)
-                        continue;
-                if ((kill(pid, 0) == 0 || errno == EPERM) &&
-                    process_start_time(pid) == start)
-                        continue;
-                unlinkat(dirfd, de->d_name, 0);
-        }
-        closedir(dir);
-}
-
-/* Open (creating it if needed) the private directory; -1 with error set. */
-static int
-dir_open(usdt_provider_t *provider, const char *dir, char **real)
-{
-        struct stat st;
-        struct statvfs vfs;
-        int fd;
-
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: cannot create it: %s",
-                               dir, strerror(errno));
-                return -1;
-        }
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: %s", dir, strerror(errno));
-                return -1;
-        }
-        if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: must be a directory owned by "
-                               "this user with mode 0700 (others must not write there)", dir);
-                close(fd);
-                return -1;
-        }
-        if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC)) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: its file system is mounted "
-                               "noexec, so the probes cannot be mapped; unset "
-                               "USDT_SDT_DIR to use a memory file", dir);
-                close(fd);
-                return -1;
-        }
-        *real = realpath(dir, NULL);
-        if (*real == NULL) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: %s", dir, strerror(errno));
-                close(fd);
-                return -1;
-        }
-        return fd;
-}
-
-/*
- * Write the image into a file in USDT_SDT_DIR; sets obj->file (what
- * tracers and usdt_provider_path name), obj->fd and obj->path (what
- * dlopen loads: /proc/PID/fd/N of the very file we wrote, so nothing can
- * swap another object in under the name between the write and the load).
- */
-static int
-store_in_dir(struct usdt_object *obj, usdt_provider_t *provider,
-             const char *dir, const unsigned char *img, size_t bytes)
-{
-        static unsigned long sequence;
-        char name[128], *real = NULL;
-        int dirfd, fd;
-
-        dirfd = dir_open(provider, dir, &real);
-        if (dirfd < 0)
-                return -1;
-        dir_reap(dirfd);
-        snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-%s.so", (int)getpid(),
-                 process_start_time(getpid()), ++sequence, provider->name);
-        fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || write_all(fd, img, bytes) != 0 || fchmod(fd, 0400) != 0) {
-                usdt_set_error(provider, "USDT_SDT_DIR=%s: cannot write %s: %s",
-                               dir, name, strerror(errno));
-                if (fd >= 0) {
-                        close(fd);
-                        unlinkat(dirfd, name, 0);
-                }
-                close(dirfd);
-                free(real);
-                return -1;
-        }
-        if (asprintf(&obj->file, "%s/%s", real, name) < 0)
-                obj->file = NULL;
-        if (asprintf(&obj->path, "/proc/%d/fd/%d", (int)getpid(), fd) < 0)
-                obj->path = NULL;
-        free(real);
-        if (obj->file == NULL || obj->path == NULL) {
-                unlinkat(dirfd, name, 0);
-                close(dirfd);
-                close(fd);
-                free(obj->file);
-                free(obj->path);
-                obj->file = obj->path = NULL;
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                return -1;
-        }
-        close(dirfd);
-        obj->fd = fd;
-        obj->creator = getpid();
-        return 0;
-}
-
-/* Write the image into a sealed memory file; sets obj->fd, obj->path. */
-static int
-store_in_memfd(struct usdt_object *obj, usdt_provider_t *provider,
-               const unsigned char *img, size_t bytes)
-{
-        char name[80];
-        int fd;
-
-        snprintf(name, sizeof(name), "libusdt:%s", provider->name);
-        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-        if (fd < 0 && errno == EINVAL)  /* kernels before 6.3 */
-                fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0 || write_all(fd, img, bytes) != 0 ||
-            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-                  F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-                usdt_set_error(provider, "cannot make the SDT memory file for "
-                               "provider %s: %s", provider->name, strerror(errno));
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        obj->fd = fd;
-        if (asprintf(&obj->path, "/proc/%d/fd/%d", (int)getpid(), fd) < 0) {
-                obj->path = NULL;
-                close(fd);
-                obj->fd = -1;
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                return -1;
-        }
-        return 0;
-}
-
-/*
- * Build, store and load the provider's SDT object. Sets obj->stubs and
- * obj->semaphores. Returns 0, or -1 with the error set and nothing left.
- */
-int
-usdt_sdt_publish(struct usdt_object *obj, usdt_provider_t *provider)
-{
-        const char *dir = getenv("USDT_SDT_DIR");
-        struct link_map *map = NULL;
-        struct layout l;
-        unsigned char *img;
-        size_t bytes = 0;
-        int rc;
-
-        img = image_build(provider, obj->nprobes, &bytes, &l);
-        if (img == NULL) {
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                return -1;
-        }
-        if (dir != NULL && dir[0] != '\0')
-                rc = store_in_dir(obj, provider, dir, img, bytes);
-        else
-                rc = store_in_memfd(obj, provider, img, bytes);
-        free(img);
-        if (rc != 0)
-                return -1;
-        /* RTLD_LOCAL: its symbols never interpose on anyone's */
-        obj->dl = dlopen(obj->path, RTLD_NOW | RTLD_LOCAL);
-        if (obj->dl == NULL || dlinfo(obj->dl, RTLD_DI_LINKMAP, &map) != 0) {
-                const char *why = dlerror();
-                usdt_set_error(provider, "cannot load the SDT object %s: %s",
-                               obj->path, why ? why : "unknown error");
-                usdt_sdt_retire(obj);
-                usdt_sdt_destroy(obj);
-                return -1;
-        }
-        obj->stubs = (unsigned char *)map->l_addr + l.off[SEC_TEXT];
-        obj->semaphores = (volatile uint16_t *)(map->l_addr + l.off[SEC_PROBES]);
-        return 0;
-}
-
-/* The object will not be published again: remove its file now. */
-void
-usdt_sdt_retire(struct usdt_object *obj)
-{
-        if (obj->file != NULL && obj->creator == getpid())
-                unlink(obj->file);
-        free(obj->file);
-        obj->file = NULL;
-}
-
-/* Unmap and close; only once no fire can be inside (usdt.c). */
-void
-usdt_sdt_destroy(struct usdt_object *obj)
-{
-        if (obj->dl != NULL)
-                dlclose(obj->dl);
-        obj->dl = NULL;
-        if (obj->fd >= 0)
-                close(obj->fd);
-        obj->fd = -1;
-        free(obj->path);
-        obj->path = NULL;
-        free(obj->file);
-        obj->file = NULL;
-}

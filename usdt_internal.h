@@ -12,12 +12,22 @@
  *     reference counted: the probedef holds one reference, every object
  *     that publishes the probe holds one. So a handle outlives a disable
  *     (a stale handle fires nothing) and an object can always look at the
- *     handles of fires that may still be inside its code.
+ *     handles of readers that may still be inside it.
+ *   struct usdt_probe_set (one snapshot of a provider's probes)
+ *     taken once at enable, under the lock; everything below the API layer
+ *     (the ELF writer, the DOF builder, the re-use key) reads it, never the
+ *     provider, so the loader can run without the lock.
  *   struct usdt_object (one published set of stubs)
  *     the stub memory (an SDT ELF object, or anonymous pages for DOF only),
  *     the DOF registration, the semaphores. Owned by its provider while
- *     published or kept; then retired, and destroyed once no fire can be
- *     inside it (usdt.c, usdt_object_reap).
+ *     published or kept; then retired, and destroyed once no reader can be
+ *     inside it (usdt_object.c).
+ *
+ * Calls go one way: usdt.c (API) -> usdt_object.c (lifecycle) -> the
+ * backends (usdt_elf.c, usdt_sdt_load.c, usdt_dof*.c) -> usdt_probe.c and
+ * usdt_dof.c (stubs, buffers). A backend returns -1 and writes its message
+ * into the buffer it was given (struct usdt_err); only usdt.c sets a
+ * provider's error. usdt_fire.c (the hot path) calls nothing.
  */
 #ifndef USDT_INTERNAL_H
 #define USDT_INTERNAL_H
@@ -59,6 +69,7 @@
 #define USDT_ELF_CLASS          2    /* ELFCLASS64 */
 #define USDT_ELF_MACHINE        62   /* EM_X86_64 */
 #define USDT_WORD_BYTES         8
+#define USDT_RSEQ_FASTPATH      1    /* the .s file has rseq fast readers */
 #elif defined(__i386__)
 #define USDT_STUB_DOF_ENABLED   18
 #define USDT_STUB_ENTRY         32
@@ -84,13 +95,23 @@ extern const unsigned char usdt_stub_template_end[];
 extern void usdt_tracepoint_noop(void);
 void usdt_probe_args(void *probe_addr, size_t argc, void **argv);
 
+/* --- Errors from below the API layer ----------------------------------- */
+
+/* A lower layer that fails writes why here; usdt.c copies it into the
+ * provider's error. */
+struct usdt_err {
+        char text[640];
+};
+void usdt_err_set(struct usdt_err *err, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));          /* usdt_dof.c */
+
 /* --- Handles and probe definitions ------------------------------------- */
 
 struct usdt_handle {
         usdt_probe_t pub;               /* must be first: probedef->probe */
         const volatile uint16_t *semaphore;  /* the SDT semaphore, or a zero */
         int call_isenabled;             /* 1: DOF stub must be asked too */
-        int inflight;                   /* fires inside the stub now (atomic) */
+        int inflight;                   /* counted readers inside now (atomic) */
         int refcnt;                     /* probedef + objects (under the lock) */
         usdt_probedef_t *owner;         /* its probedef, NULL once freed */
 };
@@ -108,6 +129,40 @@ void usdt_handle_reset(struct usdt_handle *h);      /* usdt_object.c */
 void usdt_handle_put(struct usdt_handle *h);
 int usdt_type_is_string(const char *type);          /* usdt_names.c */
 
+/* --- The hot path (usdt_fire.c, usdt_tracepoints_<arch>.s) -------------- */
+
+extern long usdt_rseq_tls;
+void usdt_fire_init(void);
+int usdt_fire_fence(void);
+void usdt_fire_atfork_child(void);
+int usdt_is_enabled_slow(usdt_probe_t *probe);
+void usdt_fire_probe_slow(usdt_probe_t *probe, size_t argc, void **argv);
+
+/* --- The probe set: one snapshot of a provider's probes ------------------ */
+
+struct usdt_set_probe {
+        const char *function;           /* these point into the set's key */
+        const char *name;
+        const char *types;              /* argc strings, one after another,
+                                           as DOF publishes them ("long" for
+                                           a NULL type) */
+        uint32_t argc;
+        uint32_t string_args;           /* bit k: argument k is a string */
+        struct usdt_handle *handle;     /* one reference */
+};
+
+struct usdt_probe_set {
+        char *provider;                 /* names of the provider */
+        char *module;
+        size_t nprobes;
+        struct usdt_set_probe *probes;
+        char *key;                      /* the probe set as bytes: equal keys, */
+        size_t key_bytes;               /* equal stubs, notes and DOF */
+};
+
+int usdt_probe_set_take(struct usdt_probe_set *set, const usdt_provider_t *provider);
+void usdt_probe_set_free(struct usdt_probe_set *set);  /* usdt_object.c */
+
 /* --- Published objects -------------------------------------------------- */
 
 enum usdt_backend {
@@ -116,32 +171,39 @@ enum usdt_backend {
 };
 
 struct usdt_object {
-        size_t nprobes;
-        struct usdt_handle **handles;   /* one reference each, or NULL */
-        char *key;                      /* the probe set, for re-use */
-        size_t key_bytes;
+        struct usdt_probe_set set;      /* what it publishes */
         unsigned char *stubs;           /* stub i at stubs + i * USDT_STUB_SIZE */
         volatile uint16_t *semaphores;  /* SDT only, else NULL */
         int backends;                   /* what it was built for */
+        struct usdt_provider_impl *owner;  /* whose object it is; NULL once retired */
 
         /* storage: anonymous pages (DOF only) or an SDT object */
         void *anon;
         size_t anon_bytes;
         void *dl;                       /* dlopen handle of the SDT object */
-        int fd;                         /* its memory file, or -1 */
-        char *path;                     /* what tracers and dlopen use */
+        uintptr_t load_base;            /* where it is mapped, */
+        size_t load_bytes;              /* page-rounded */
+        int fd;                         /* its memory file or file, or -1 */
+        dev_t fd_dev;                   /* what fd was when we opened it: */
+        ino_t fd_ino;                   /* closed only while it still is */
+        char *path;                     /* what dlopen loaded */
         char *file;                     /* file mode: the file to unlink */
         pid_t creator;                  /* only the creator unlinks it */
 
         /* DOF registration */
         int dof_loaded;
+        int dof_ever_loaded;            /* its stub addresses are never re-used */
         int dof_gen;
         void *dof_buffer;               /* kept while loaded (macOS reads it) */
 
-        /* the list of live objects (prev, next), then the graveyard (next) */
+        /* live objects (prev, next); the graveyard and the list of objects
+         * to unload after the lock is dropped (next only) */
         struct usdt_object *prev;
         struct usdt_object *next;
-        struct timespec retired_at;
+        /* kept objects: disabled providers', least recently disabled first */
+        struct usdt_object *kept_prev;
+        struct usdt_object *kept_next;
+        int kept;
 };
 
 struct usdt_provider_impl {
@@ -152,16 +214,16 @@ struct usdt_provider_impl {
         usdt_probedef_t **index;        /* (function, name) -> probedef */
         size_t index_buckets;           /* a power of 2, or 0 */
         size_t count;                   /* probes listed */
+        int busy;                       /* an enable is loading its object */
 };
 
 #define USDT_IMPL(p) ((struct usdt_provider_impl *)(p))
 
-/* usdt.c */
+/* usdt.c (and usdt_probe_set_take above) */
 void usdt_lock(void);
 void usdt_unlock(void);
 void usdt_set_error(usdt_provider_t *provider, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
-size_t usdt_provider_count(const usdt_provider_t *provider);
 
 /* usdt_names.c: what names are accepted; each returns NULL or the reason */
 const char *usdt_provider_check(char *reason, size_t size, const char *name,
@@ -170,27 +232,39 @@ const char *usdt_probedef_check(char *reason, size_t size,
                                 const usdt_probedef_t *pd);
 const char *usdt_name_quote(char *buf, size_t size, const char *name);
 
-/* usdt_object.c: objects (all under the lock) */
-char *usdt_probe_set_key(const usdt_provider_t *provider, size_t *key_bytes);
-struct usdt_object *usdt_object_create(usdt_provider_t *provider, char *key,
-                                       size_t key_bytes, int backends);
-void usdt_object_attach_handles(struct usdt_object *obj, usdt_provider_t *provider);
-void usdt_object_publish_handles(struct usdt_object *obj, usdt_provider_t *provider);
+/*
+ * usdt_object.c: the life of objects. All under the lock, except
+ * usdt_object_create, which runs the loader and so must run without it,
+ * and usdt_object_unload_pending, which runs after the lock is dropped.
+ */
+#define USDT_KEPT_MAX 16        /* disabled providers' objects kept for re-use */
+struct usdt_object *usdt_object_create(struct usdt_probe_set *set, int backends,
+                                       struct usdt_err *err);
+void usdt_object_link(struct usdt_object *obj, struct usdt_provider_impl *owner);
+void usdt_object_publish(struct usdt_object *obj);
 void usdt_object_withdraw(struct usdt_object *obj);
+void usdt_object_keep(struct usdt_object *obj);
+void usdt_object_unkeep(struct usdt_object *obj);
 void usdt_object_retire(struct usdt_object *obj);
-void usdt_object_discard(struct usdt_object *obj);
 void usdt_object_reap(void);
+void usdt_object_atfork_child(void);
+struct usdt_object *usdt_object_take_unload(void);
+void usdt_object_unload(struct usdt_object *list);
 
-/* usdt_probe.c: stubs in anonymous memory, and the stub bytes */
+/* usdt_probe.c: the stub bytes, and stubs in anonymous memory */
 void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
                      uintptr_t semaphore_addr);
-int usdt_object_anon_create(struct usdt_object *obj, usdt_provider_t *provider);
-void usdt_object_anon_destroy(struct usdt_object *obj);
+int usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err);
+void usdt_stubs_anon_destroy(struct usdt_object *obj);
 
-/* usdt_elf.c: the SDT object */
-int usdt_sdt_publish(struct usdt_object *obj, usdt_provider_t *provider);
-void usdt_sdt_retire(struct usdt_object *obj);
-void usdt_sdt_destroy(struct usdt_object *obj);
+/* usdt_elf.c: the SDT object's image. NULL when out of memory. */
+unsigned char *usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
+                              size_t *text_offset, size_t *semaphores_offset);
+
+/* usdt_sdt_load.c: where the image lives, and loading it */
+int usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err);
+void usdt_sdt_unpublish(struct usdt_object *obj);
+int usdt_sdt_unload(struct usdt_object *obj);
 
 /* usdt_dof.c: growable byte buffers and the DOF string table */
 struct usdt_buf {
@@ -281,16 +355,15 @@ struct usdt_dof_sections {
         struct usdt_buf sec[USDT_DOF_NSECS];
 };
 int usdt_dof_sections_build(struct usdt_dof_sections *s,
-                            const usdt_provider_t *provider,
                             const struct usdt_object *obj,
                             uintptr_t load_addr);
 void usdt_dof_sections_free(struct usdt_dof_sections *s);
 
 /* usdt_dof_file.c: the document and the helper device */
-int usdt_dof_build(usdt_provider_t *provider, const struct usdt_object *obj,
-                   const void *load_addr, void **dof, size_t *size);
-int usdt_dof_load(struct usdt_object *obj, usdt_provider_t *provider);
-int usdt_dof_unload(struct usdt_object *obj, usdt_provider_t *provider);
+int usdt_dof_build(const struct usdt_object *obj, const void *load_addr,
+                   void **dof, size_t *size, struct usdt_err *err);
+int usdt_dof_load(struct usdt_object *obj, struct usdt_err *err);
+int usdt_dof_unload(struct usdt_object *obj, struct usdt_err *err);
 int usdt_dof_device_present(void);
 
 #endif /* USDT_INTERNAL_H */

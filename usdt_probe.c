@@ -64,29 +64,29 @@ page_round(size_t bytes)
 }
 
 /*
- * Anonymous stubs for obj->nprobes probes. Returns 0, or -1 with the
- * provider's error set ("failed to allocate page-aligned memory").
+ * Anonymous stubs for the set's probes. Returns 0, or -1 with err set
+ * ("failed to allocate page-aligned memory").
  */
 int
-usdt_object_anon_create(struct usdt_object *obj, usdt_provider_t *provider)
+usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err)
 {
-        size_t bytes = page_round(obj->nprobes * USDT_STUB_SIZE);
+        size_t bytes = page_round(obj->set.nprobes * USDT_STUB_SIZE);
         unsigned char *mem;
         size_t i;
 
         mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
-                usdt_error(provider, USDT_ERROR_VALLOC);
+                usdt_err_set(err, "failed to allocate page-aligned memory");
                 return -1;
         }
-        for (i = 0; i < obj->nprobes; i++) {
+        for (i = 0; i < obj->set.nprobes; i++) {
                 unsigned char *stub = mem + i * USDT_STUB_SIZE;
                 usdt_stub_write(stub, (uintptr_t)stub, 0);
         }
         if (mprotect(mem, bytes, PROT_READ | PROT_EXEC) != 0) {
                 munmap(mem, bytes);
-                usdt_error(provider, USDT_ERROR_VALLOC);
+                usdt_err_set(err, "failed to allocate page-aligned memory");
                 return -1;
         }
         obj->anon = mem;
@@ -96,10 +96,22 @@ usdt_object_anon_create(struct usdt_object *obj, usdt_provider_t *provider)
         return 0;
 }
 
+/*
+ * Give anonymous stubs back. Stubs a DOF registration ever named keep
+ * their addresses reserved (an inaccessible mapping that holds no memory),
+ * so no later stub of this process lands there: fasttrap on macOS and
+ * illumos does not always clean up tracepoints re-created at an address
+ * while a consumer has enablings (the original library's reason for never
+ * freeing stubs). Stubs that were only previewed are unmapped.
+ */
 void
-usdt_object_anon_destroy(struct usdt_object *obj)
+usdt_stubs_anon_destroy(struct usdt_object *obj)
 {
-        if (obj->anon != NULL)
+        if (obj->anon == NULL)
+                return;
+        if (!obj->dof_ever_loaded ||
+            mmap(obj->anon, obj->anon_bytes, PROT_NONE, MAP_PRIVATE |
+                 MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
                 munmap(obj->anon, obj->anon_bytes);
         obj->anon = NULL;
 }

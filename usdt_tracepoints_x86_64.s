@@ -123,4 +123,121 @@ usdt_probe_args:
         ret
         .size   usdt_probe_args, .-usdt_probe_args
 
+/*
+ * The hot path: usdt_is_enabled and usdt_fire_probe, for a probe nobody
+ * traces. Both read the probe's semaphore through its handle
+ * (handle->semaphore, which points into the provider's SDT object, or at
+ * a zero that is never unmapped) and return when it is 0: one load of the
+ * handle, one of the semaphore, a branch.
+ *
+ * The two loads sit in a restartable sequence (rseq(2)): the range from
+ * "start" to "post" is a critical section registered, per call, in this
+ * thread's rseq area (glibc 2.35+ registers one for every thread; its
+ * offset from the thread pointer is usdt_rseq_tls). If the thread is
+ * preempted, migrated or signalled while inside, the kernel moves it to
+ * "abort", which starts over and so reads handle->semaphore again. The
+ * object lifecycle (usdt_object.c) first points every handle away from an
+ * object, then calls membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ),
+ * which restarts every thread still inside; after that no thread holds an
+ * old semaphore pointer and the object can be unmapped at once. Nothing
+ * here waits, counts or takes a lock.
+ *
+ * Everything else goes to the C slow paths in usdt_fire.c, which count
+ * themselves in flight on the handle (handle->inflight): a traced probe,
+ * a probe that DTrace must be asked about (handle->call_isenabled), a
+ * thread without an rseq area, or a library running without rseq
+ * (usdt_rseq_tls == 0). rdi, rsi and rdx are kept for them.
+ *
+ * Offsets used (usdt_internal.h asserts them): struct usdt_handle:
+ * semaphore at 16, call_isenabled at 24; struct rseq: cpu_id at 4 (negative
+ * when the thread is not registered), rseq_cs at 8.
+ */
+        .set    USDT_H_SEMAPHORE, 16
+        .set    USDT_H_CALL_ISENABLED, 24
+        .set    RSEQ_CPU_ID, 4
+        .set    RSEQ_CS, 8
+        .set    RSEQ_SIG, 0x53053053            /* glibc's signature on x86 */
+
+/* struct rseq_cs {u32 version, flags; u64 start_ip, post_commit_offset, abort_ip} */
+        .section .data.rel.ro,"aw",@progbits
+        .p2align 5
+usdt_is_enabled_cs:
+        .long   0, 0
+        .quad   .Lie_start, .Lie_post - .Lie_start, .Lie_abort
+        .p2align 5
+usdt_fire_probe_cs:
+        .long   0, 0
+        .quad   .Lfp_start, .Lfp_post - .Lfp_start, .Lfp_abort
+
+        .text
+
+/* int usdt_is_enabled(usdt_probe_t *probe) */
+        .globl  usdt_is_enabled
+        .type   usdt_is_enabled, @function
+        .p2align 4
+usdt_is_enabled:
+        test    %rdi, %rdi
+        jz      .Lie_zero                       /* NULL: 0 */
+        mov     usdt_rseq_tls(%rip), %rax
+        test    %rax, %rax
+        jz      usdt_is_enabled_slow            /* no rseq in this process */
+        cmpl    $0, %fs:RSEQ_CPU_ID(%rax)
+        jl      usdt_is_enabled_slow            /* no rseq on this thread */
+        lea     usdt_is_enabled_cs(%rip), %rcx
+.Lie_again:
+        mov     %rcx, %fs:RSEQ_CS(%rax)         /* the critical section begins */
+.Lie_start:
+        mov     USDT_H_SEMAPHORE(%rdi), %rdx    /* handle->semaphore */
+        movzwl  (%rdx), %edx                    /* the semaphore */
+.Lie_post:
+        movq    $0, %fs:RSEQ_CS(%rax)           /* and ends: never leave a pointer
+                                                   into a library that may be unloaded */
+        test    %edx, %edx
+        jnz     .Lie_one
+        cmpl    $0, USDT_H_CALL_ISENABLED(%rdi)
+        jne     usdt_is_enabled_slow            /* DTrace decides */
+.Lie_zero:
+        xor     %eax, %eax
+        ret
+.Lie_one:
+        mov     $1, %eax
+        ret
+        .byte   0x0f, 0xb9, 0x3d                /* ud1 ...: the 4 bytes before */
+        .long   RSEQ_SIG                        /* an abort handler are the signature */
+.Lie_abort:
+        jmp     .Lie_again
+        .size   usdt_is_enabled, .-usdt_is_enabled
+
+/* void usdt_fire_probe(usdt_probe_t *probe, size_t argc, void **argv) */
+        .globl  usdt_fire_probe
+        .type   usdt_fire_probe, @function
+        .p2align 4
+usdt_fire_probe:
+        test    %rdi, %rdi
+        jz      .Lfp_done                       /* NULL: nothing */
+        mov     usdt_rseq_tls(%rip), %rax
+        test    %rax, %rax
+        jz      usdt_fire_probe_slow
+        cmpl    $0, %fs:RSEQ_CPU_ID(%rax)
+        jl      usdt_fire_probe_slow
+        lea     usdt_fire_probe_cs(%rip), %rcx
+.Lfp_again:
+        mov     %rcx, %fs:RSEQ_CS(%rax)
+.Lfp_start:
+        mov     USDT_H_SEMAPHORE(%rdi), %r8
+        movzwl  (%r8), %r8d
+.Lfp_post:
+        movq    $0, %fs:RSEQ_CS(%rax)
+        test    %r8d, %r8d
+        jnz     usdt_fire_probe_slow            /* traced: fire, counted */
+        cmpl    $0, USDT_H_CALL_ISENABLED(%rdi)
+        jne     usdt_fire_probe_slow            /* DTrace may trace it */
+.Lfp_done:
+        ret
+        .byte   0x0f, 0xb9, 0x3d
+        .long   RSEQ_SIG
+.Lfp_abort:
+        jmp     .Lfp_again
+        .size   usdt_fire_probe, .-usdt_fire_probe
+
         .section .note.GNU-stack,"",@progbits
