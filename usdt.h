@@ -58,8 +58,10 @@ typedef struct usdt_probe {
 
 /*
  * usdt_is_enabled: 1 while at least one tracer has this probe enabled,
- * else 0 (never any other value). NULL gives 0. Costs one or two loads
- * when no tracer is attached. Lock-free.
+ * else 0 (never any other value). NULL gives 0. Costs two loads and a
+ * branch when no tracer is attached (x86_64 with glibc 2.35+; elsewhere
+ * two atomic operations more). Lock-free and wait-free; safe while another
+ * thread disables or frees the provider.
  */
 int usdt_is_enabled(usdt_probe_t *probe);
 
@@ -70,9 +72,11 @@ int usdt_is_enabled(usdt_probe_t *probe);
  * it right after). NULL probe: does nothing. argc above USDT_ARG_MAX is
  * cut to USDT_ARG_MAX; argv NULL fires with no arguments. Fewer arguments
  * than the probe declares: a tracer reading the others reads whatever is
- * in their registers or stack slots. Lock-free; safe
- * while another thread disables or frees the provider (the probe's code is
- * not unmapped while a fire may be inside it).
+ * in their registers or stack slots. A probe nobody traces costs what
+ * usdt_is_enabled costs: the fire returns without entering the probe's
+ * code, so guarding it is only worth it to skip computing arguments.
+ * Lock-free; safe while another thread disables or frees the provider
+ * (the probe's code is not unmapped while a fire may be inside it).
  */
 void usdt_fire_probe(usdt_probe_t *probe, size_t argc, void **argv);
 
@@ -168,9 +172,11 @@ int usdt_provider_enable(usdt_provider_t *provider);
 /*
  * usdt_provider_disable: withdraw the probes; every probedef->probe becomes
  * NULL, also for probes removed since the enable. A handle kept from
- * before fires nothing afterwards. The published
- * object is kept, so enabling the same probes again reuses it (a tracer
- * that stayed attached keeps counting). Returns 0 (also when not enabled),
+ * before fires nothing afterwards. The published object is kept, so
+ * enabling the same probes again reuses it (a tracer that stayed attached
+ * keeps counting); at most 16 disabled providers keep theirs (the least
+ * recently disabled gives its up first), and with DTrace nothing is kept
+ * (a new enable never re-uses a stub address). Returns 0 (also when not enabled),
  * or -1 with "failed to unload DOF: ..." and the provider still enabled.
  * (All the provider functions return -1 for a NULL provider.)
  */
@@ -178,7 +184,8 @@ int usdt_provider_disable(usdt_provider_t *provider);
 
 /*
  * usdt_provider_free: disable if enabled, drop the provider's reference on
- * each listed probedef, free the provider and its error text. NULL: no-op.
+ * each listed probedef, free the provider and its error text; its object
+ * is gone from what tracers see when this returns. NULL: no-op.
  */
 void usdt_provider_free(usdt_provider_t *provider);
 
@@ -218,6 +225,46 @@ int usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size);
  * USDT_SDT_DIR set, a file in that directory.
  */
 const char *usdt_provider_path(usdt_provider_t *provider);
+
+/*
+ * ---- The low-level API for language VMs (Linux SDT only) ----
+ *
+ * A JIT writes probe sites straight into the code it generates: the
+ * arguments are already in registers, an untraced site costs an inline
+ * test of a semaphore, and bpftrace, gdb, bcc and libbpf trace it like a
+ * compiled-in probe. See usdt_jit(3). Each arena is thread-safe (its own
+ * lock). Rules for generated code: a published site is immutable (free the
+ * arena to retire code: one arena per code generation); at a 5-byte nop
+ * site the kernel's optimised uprobe path executes a call, which writes 8
+ * bytes below the stack pointer, so keep nothing live there (or use a
+ * 1-byte nop site); tracers read the notes when they start, so sites
+ * published later need a new tracer. At most 1024 probes (provider, name)
+ * per arena.
+ */
+typedef struct usdt_jit usdt_jit_t;
+
+/* An executable arena of at least code_bytes, backed by a memory file the
+ * tracers can read, named after name. NULL on failure (errno set). */
+usdt_jit_t *usdt_jit_create(const char *name, size_t code_bytes);
+/* The arena as code runs from it; *bytes gets its size. */
+void *usdt_jit_code(usdt_jit_t *jit, size_t *bytes);
+/* Copy bytes of machine code to dst, an address inside the arena. 0 or -1. */
+int usdt_jit_write(usdt_jit_t *jit, void *dst, const void *src, size_t bytes);
+/* The semaphore of probe provider:name, valid until usdt_jit_free; non-zero
+ * while a tracer is attached. Generated code may test it inline. */
+const volatile unsigned short *usdt_jit_semaphore(usdt_jit_t *jit, const char *provider, const char *name);
+/* Declare a probe site at an address inside the arena, with where each
+ * argument is at that instruction, in SDT operand syntax ("-8@%rdi 8@%rsi").
+ * Takes effect at the next publish. 0 or -1. */
+int usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name, const void *site, const char *args);
+/* Make the declared sites visible to tracers that start afterwards. 0 or -1. */
+int usdt_jit_publish(usdt_jit_t *jit);
+/* Where tracers find the object (as usdt_provider_path). */
+const char *usdt_jit_path(usdt_jit_t *jit);
+/* Why the last call on this arena failed. */
+const char *usdt_jit_errstr(usdt_jit_t *jit);
+/* Unmap the arena and release everything. */
+void usdt_jit_free(usdt_jit_t *jit);
 
 #ifdef __cplusplus
 }

@@ -13,27 +13,35 @@
  * that maps the file while the uprobe exists. So usdt_is_enabled is a read
  * of the semaphore.
  *
- * Uprobes need a file, so at enable this file writes the image of a small
- * ELF shared object holding the provider's stubs, one note per probe, the
- * semaphores, a build-id and symbols (usdt_sdt_load.c stores and loads it):
+ * Uprobes need a file, so this file writes the image of a small ELF shared
+ * object (usdt_sdt_load.c stores and loads it). For a provider it holds
+ * the stubs, one note per probe, the semaphores, a build-id and symbols;
+ * for a JIT arena (usdt_jit.c) the arena, room for semaphores, and no note
+ * yet:
  *
  *   PT_LOAD R    ELF and program headers, .note.gnu.build-id, .hash,
  *                .dynsym, .dynstr, .stapsdt.base
- *   PT_LOAD R X  .text: the stubs (usdt_probe.c), page-aligned
+ *   PT_LOAD R X  .text: the stubs (usdt_probe.c) or the arena, page-aligned,
+ *                file size = memory size (uprobes need file pages)
  *   PT_LOAD R W  .dynamic, .probes: the semaphores (file-backed, so the
  *                kernel's reference counter lands in this mapping)
- *   not loaded   .note.stapsdt, .shstrtab, section headers
+ *   not loaded   .shstrtab, section headers, then .note.stapsdt as the
+ *                file's last bytes, so that notes can be appended later
+ *                (usdt_jit.c) by writing them at the end and then the
+ *                section's new size; nothing loaded depends on their size
  *
  * Virtual addresses equal file offsets. Nothing needs relocating: the
  * stubs reach their semaphores %rip-relative (i386: call/pop).
  *
- * The image is built from the probe set (usdt_object.c), never from the
+ * The image is built from a probe set (usdt_object.c), never from the
  * provider, and touches no global state: it may run without the lock.
  */
 #define _GNU_SOURCE
 #include "usdt_internal.h"
 
 #include <elf.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +76,7 @@ static const char shstrtab[] =
 
 /* Where everything goes in the file (= its virtual address). */
 struct layout {
-        size_t nprobes, nsyms;
+        size_t nsyms;
         size_t off[NSEC], size[NSEC];
         size_t r_end, x_end, rw_end, shdr_off, total;
 };
@@ -99,16 +107,16 @@ buf_add_sdt_name(struct usdt_buf *buf, const char *name)
 }
 
 static void
-build_strings(const struct usdt_probe_set *set, struct usdt_buf *dynstr,
-              uint32_t *soname)
+build_strings(const char *name, const struct usdt_probe_set *set,
+              struct usdt_buf *dynstr, uint32_t *soname)
 {
         size_t i;
 
         usdt_buf_append(dynstr, "", 1);
         *soname = (uint32_t)dynstr->size;
         usdt_buf_append(dynstr, "libusdt-", 8);
-        usdt_buf_add_string(dynstr, set->provider);
-        for (i = 0; i < set->nprobes; i++) {
+        usdt_buf_add_string(dynstr, name);
+        for (i = 0; set != NULL && i < set->nprobes; i++) {
                 const struct usdt_set_probe *p = &set->probes[i];
                 /* provider_function_name, and its _semaphore */
                 usdt_buf_append(dynstr, set->provider, strlen(set->provider));
@@ -124,80 +132,70 @@ build_strings(const struct usdt_probe_set *set, struct usdt_buf *dynstr,
 }
 
 /*
- * The .note.stapsdt notes, one per probe, appended to notes. The three
- * addresses at the start of each descriptor are left zero: they depend on
- * the layout, which depends on the notes' size, so notes_set_addresses
- * fills them in once the layout is known.
+ * Append one .note.stapsdt note: the probe's site, the .stapsdt.base and
+ * semaphore addresses (as in the object: relative to its load address),
+ * provider and probe names as Linux tracers read them, and the argument
+ * operands (args, "" for none).
  */
-static void
-build_notes(const struct usdt_probe_set *set, struct usdt_buf *notes)
+void
+usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *name,
+              const char *args, uintptr_t site, uintptr_t base, uintptr_t semaphore)
 {
-        static const char zeros[sizeof(Addr) * 3 + 4];
+        static const char zeros[4];
+        uint32_t hdr[3] = { 8, 0, 3 };  /* namesz, descsz, NT_STAPSDT */
+        Addr addr[3] = { (Addr)site, (Addr)base, (Addr)semaphore };
+        size_t hdr_at = notes->size, desc_at;
+        uint32_t descsz;
+
+        usdt_buf_append(notes, hdr, sizeof(hdr));
+        usdt_buf_append(notes, "stapsdt", 8);
+        desc_at = notes->size;
+        usdt_buf_append(notes, addr, sizeof(addr));
+        buf_add_sdt_name(notes, provider);
+        usdt_buf_append(notes, "", 1);
+        buf_add_sdt_name(notes, name);
+        usdt_buf_append(notes, "", 1);
+        usdt_buf_append(notes, args, strlen(args) + 1);
+        descsz = (uint32_t)(notes->size - desc_at);
+        usdt_buf_append(notes, zeros, align_up(descsz, 4) - descsz);
+        if (!notes->failed)
+                memcpy(notes->data + hdr_at + 4, &descsz, sizeof(descsz));
+}
+
+/* A provider's notes: one per probe, at its stub's SDT site. */
+static void
+build_notes(const struct usdt_probe_set *set, const struct layout *l,
+            struct usdt_buf *notes)
+{
+        char args[USDT_SDT_ARG_MAX * 16];
         size_t i, k;
 
         for (i = 0; i < set->nprobes; i++) {
                 const struct usdt_set_probe *p = &set->probes[i];
-                uint32_t hdr[3] = { 8, 0, 3 };  /* namesz, descsz, NT_STAPSDT */
-                size_t hdr_at = notes->size, desc_at;
-                char width = (char)('0' + USDT_WORD_BYTES);
-                uint32_t descsz;
+                size_t used = 0;
 
-                usdt_buf_append(notes, hdr, sizeof(hdr));
-                usdt_buf_append(notes, "stapsdt", 8);
-                desc_at = notes->size;
-                usdt_buf_append(notes, zeros, sizeof(Addr) * 3);
-                buf_add_sdt_name(notes, set->provider);
-                usdt_buf_append(notes, "", 1);
-                buf_add_sdt_name(notes, p->name);
-                usdt_buf_append(notes, "", 1);
-                for (k = 0; k < p->argc && k < USDT_SDT_ARG_MAX; k++) {
-                        const char *where = usdt_sdt_arg_location(k);
-                        if (k > 0)
-                                usdt_buf_append(notes, " ", 1);
+                args[0] = '\0';
+                for (k = 0; k < p->argc && k < USDT_SDT_ARG_MAX; k++)
                         /* "-8@%rdi": a signed integer; "8@%rsi": a string pointer */
-                        if (!(p->string_args & (1u << k)))
-                                usdt_buf_append(notes, "-", 1);
-                        usdt_buf_append(notes, &width, 1);
-                        usdt_buf_append(notes, "@", 1);
-                        usdt_buf_append(notes, where, strlen(where));
-                }
-                usdt_buf_append(notes, "", 1);
-                descsz = (uint32_t)(notes->size - desc_at);
-                usdt_buf_append(notes, zeros, align_up(descsz, 4) - descsz);
-                if (!notes->failed)
-                        memcpy(notes->data + hdr_at + 4, &descsz, sizeof(descsz));
+                        used += (size_t)snprintf(args + used, sizeof(args) - used,
+                                                 "%s%s%d@%s", k > 0 ? " " : "",
+                                                 (p->string_args & (1u << k)) ? "" : "-",
+                                                 USDT_WORD_BYTES, usdt_sdt_arg_location(k));
+                usdt_elf_note(notes, set->provider, p->name, args,
+                              l->off[SEC_TEXT] + i * USDT_STUB_SIZE + USDT_STUB_SDT_SITE,
+                              l->off[SEC_BASE], l->off[SEC_PROBES] + i * 2);
         }
 }
 
-/* Fill in each note's probe, base and semaphore addresses. */
+/* Where everything goes; the notes come last, so nothing depends on them. */
 static void
-notes_set_addresses(unsigned char *notes, size_t bytes, const struct layout *l)
-{
-        size_t at = 0, i = 0;
-
-        while (at + 12 <= bytes) {
-                uint32_t hdr[3];
-                Addr addr[3];
-
-                memcpy(hdr, notes + at, sizeof(hdr));
-                addr[0] = (Addr)(l->off[SEC_TEXT] + i * USDT_STUB_SIZE + USDT_STUB_SDT_SITE);
-                addr[1] = (Addr)l->off[SEC_BASE];
-                addr[2] = (Addr)(l->off[SEC_PROBES] + i * 2);
-                memcpy(notes + at + 12 + align_up(hdr[0], 4), addr, sizeof(addr));
-                at += 12 + align_up(hdr[0], 4) + align_up(hdr[1], 4);
-                i++;
-        }
-}
-
-static void
-layout_compute(struct layout *l, size_t nprobes, size_t dynstr_bytes,
-               size_t notes_bytes)
+layout_compute(struct layout *l, size_t nsyms, size_t dynstr_bytes,
+               size_t text_bytes, size_t nsemaphores)
 {
         size_t at;
 
         memset(l, 0, sizeof(*l));
-        l->nprobes = nprobes;
-        l->nsyms = 1 + 2 * nprobes;
+        l->nsyms = nsyms;
         at = sizeof(Ehdr) + NPHDR * sizeof(Phdr);
         l->off[SEC_BUILDID] = at = align_up(at, 4);
         l->size[SEC_BUILDID] = 16 + BUILD_ID_BYTES;
@@ -211,19 +209,18 @@ layout_compute(struct layout *l, size_t nprobes, size_t dynstr_bytes,
         l->size[SEC_BASE] = 1;
         l->r_end = at + 1;
         l->off[SEC_TEXT] = at = align_up(l->r_end, PAGE);
-        l->size[SEC_TEXT] = nprobes * USDT_STUB_SIZE;
+        l->size[SEC_TEXT] = text_bytes;
         l->x_end = at + l->size[SEC_TEXT];
         l->off[SEC_DYNAMIC] = at = align_up(l->x_end, PAGE);
         l->size[SEC_DYNAMIC] = 7 * sizeof(Dyn);
         l->off[SEC_PROBES] = at = at + l->size[SEC_DYNAMIC];
-        l->size[SEC_PROBES] = 2 * nprobes;
+        l->size[SEC_PROBES] = 2 * nsemaphores;
         l->rw_end = at + l->size[SEC_PROBES];
-        l->off[SEC_NOTES] = at = align_up(l->rw_end, 4);
-        l->size[SEC_NOTES] = notes_bytes;
-        l->off[SEC_SHSTRTAB] = at = at + notes_bytes;
+        l->off[SEC_SHSTRTAB] = at = l->rw_end;
         l->size[SEC_SHSTRTAB] = sizeof(shstrtab);
         l->shdr_off = align_up(at + sizeof(shstrtab), 8);
-        l->total = l->shdr_off + NSEC * sizeof(Shdr);
+        l->off[SEC_NOTES] = l->shdr_off + NSEC * sizeof(Shdr);
+        l->total = l->off[SEC_NOTES];   /* + the notes */
 }
 
 static void
@@ -240,13 +237,16 @@ put_phdr(Phdr *ph, uint32_t type, uint32_t flags, size_t off, size_t size,
 
 /*
  * The build-id: 20 bytes of a hash of the whole image (the id bytes still
- * zero), so identical objects get identical ids, as a linker's would.
+ * zero), so identical objects get identical ids, as a linker's would; a
+ * JIT arena, whose content changes after it is loaded, adds a salt of its
+ * own so that no two arenas share one.
  * Three 64-bit multiply-xor lanes over 8 bytes at a time, one pass.
  */
 static void
-build_id(const unsigned char *img, size_t bytes, unsigned char id[BUILD_ID_BYTES])
+build_id(const unsigned char *img, size_t bytes, uint64_t salt,
+         unsigned char id[BUILD_ID_BYTES])
 {
-        uint64_t lane[3] = { 0xcbf29ce484222325ULL, 0x9e3779b97f4a7c15ULL,
+        uint64_t lane[3] = { 0xcbf29ce484222325ULL ^ salt, 0x9e3779b97f4a7c15ULL,
                              0xc2b2ae3d27d4eb4fULL };
         unsigned char out[24];
         size_t at, k;
@@ -335,41 +335,50 @@ write_headers(unsigned char *img, const struct layout *l)
 }
 
 /*
- * The whole image of the set's SDT object: returns a calloc'ed buffer of
- * *bytes bytes, or NULL when out of memory. *text_offset and
- * *semaphores_offset say where the stubs and the semaphores are in it
- * (= their addresses relative to where it is loaded).
+ * The whole image described by spec: returns a calloc'ed buffer of
+ * info->bytes bytes, or NULL when out of memory; info says where its
+ * parts are (= their addresses relative to where it is loaded).
  */
 unsigned char *
-usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
-               size_t *text_offset, size_t *semaphores_offset)
+usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info)
 {
+        const struct usdt_probe_set *set = spec->set;
         struct usdt_buf dynstr = { 0 }, notes = { 0 };
         struct layout layout, *l = &layout;
+        size_t nprobes = set != NULL ? set->nprobes : 0, i;
         unsigned char *img = NULL;
         uint32_t soname, name_at, *hash;
         Sym *sym;
         Dyn *dyn;
-        size_t i;
 
-        build_strings(set, &dynstr, &soname);
-        build_notes(set, &notes);
+        build_strings(spec->name, set, &dynstr, &soname);
+        if (set != NULL)
+                layout_compute(l, 1 + 2 * nprobes, dynstr.size,
+                               nprobes * USDT_STUB_SIZE, nprobes);
+        else
+                layout_compute(l, 1, dynstr.size, spec->arena_bytes,
+                               spec->nsemaphores);
+        if (set != NULL)
+                build_notes(set, l, &notes);
         if (dynstr.failed || notes.failed)
                 goto out;
-        layout_compute(l, set->nprobes, dynstr.size, notes.size);
-        notes_set_addresses(notes.data, notes.size, l);
+        l->size[SEC_NOTES] = notes.size;
+        l->total = l->off[SEC_NOTES] + notes.size;
         img = calloc(1, l->total);
         if (img == NULL)
                 goto out;
         write_headers(img, l);
         memcpy(img + l->off[SEC_DYNSTR], dynstr.data, dynstr.size);
-        memcpy(img + l->off[SEC_NOTES], notes.data, notes.size);
+        if (notes.size > 0)
+                memcpy(img + l->off[SEC_NOTES], notes.data, notes.size);
         memcpy(img + l->off[SEC_SHSTRTAB], shstrtab, sizeof(shstrtab));
+        if (set == NULL)        /* an empty arena traps if run */
+                memset(img + l->off[SEC_TEXT], USDT_TRAP_BYTE, l->size[SEC_TEXT]);
 
         /* symbols: null, then a function and a semaphore per probe */
         sym = (Sym *)(img + l->off[SEC_DYNSYM]);
         name_at = soname + (uint32_t)strlen((char *)img + l->off[SEC_DYNSTR] + soname) + 1;
-        for (i = 0; i < set->nprobes; i++) {
+        for (i = 0; i < nprobes; i++) {
                 Sym *fn = &sym[1 + 2 * i], *sem = &sym[2 + 2 * i];
                 fn->st_name = name_at;
                 name_at += (uint32_t)strlen((char *)img + l->off[SEC_DYNSTR] + name_at) + 1;
@@ -409,14 +418,38 @@ usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
                 uint32_t note_hdr[3] = { 4, BUILD_ID_BYTES, NT_GNU_BUILD_ID };
                 memcpy(img + l->off[SEC_BUILDID], note_hdr, sizeof(note_hdr));
                 memcpy(img + l->off[SEC_BUILDID] + 12, "GNU", 4);
-                build_id(img, l->total, img + l->off[SEC_BUILDID] + 16);
+                build_id(img, l->total, spec->id_salt,
+                         img + l->off[SEC_BUILDID] + 16);
         }
-        *bytes = l->total;
-        *text_offset = l->off[SEC_TEXT];
-        *semaphores_offset = l->off[SEC_PROBES];
+        info->bytes = l->total;
+        info->text_offset = l->off[SEC_TEXT];
+        info->text_bytes = l->size[SEC_TEXT];
+        info->semaphores_offset = l->off[SEC_PROBES];
+        info->base_offset = l->off[SEC_BASE];
+        info->notes_offset = l->off[SEC_NOTES];
+        info->notes_size_at = l->shdr_off + SEC_NOTES * sizeof(Shdr) +
+                              offsetof(Shdr, sh_size);
+        info->load_bytes = align_up(l->rw_end, PAGE);
 out:
         usdt_buf_free(&dynstr);
         usdt_buf_free(&notes);
+        return img;
+}
+
+/* A provider's object (usdt_sdt_load.c). */
+unsigned char *
+usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
+               size_t *text_offset, size_t *semaphores_offset)
+{
+        struct usdt_elf_spec spec = { set, set->provider, 0, 0, 0 };
+        struct usdt_elf_info info;
+        unsigned char *img = usdt_elf_build(&spec, &info);
+
+        if (img != NULL) {
+                *bytes = info.bytes;
+                *text_offset = info.text_offset;
+                *semaphores_offset = info.semaphores_offset;
+        }
         return img;
 }
 

@@ -70,6 +70,7 @@
 #define USDT_ELF_MACHINE        62   /* EM_X86_64 */
 #define USDT_WORD_BYTES         8
 #define USDT_RSEQ_FASTPATH      1    /* the .s file has rseq fast readers */
+#define USDT_TRAP_BYTE          0xcc /* int3 */
 #elif defined(__i386__)
 #define USDT_STUB_DOF_ENABLED   18
 #define USDT_STUB_ENTRY         32
@@ -81,6 +82,7 @@
 #define USDT_ELF_CLASS          1    /* ELFCLASS32 */
 #define USDT_ELF_MACHINE        3    /* EM_386 */
 #define USDT_WORD_BYTES         4
+#define USDT_TRAP_BYTE          0xcc
 #else
 #error "libusdt: this architecture has no stub template yet (x86_64, i386)"
 #endif
@@ -230,6 +232,7 @@ const char *usdt_provider_check(char *reason, size_t size, const char *name,
                                 const char *module);
 const char *usdt_probedef_check(char *reason, size_t size,
                                 const usdt_probedef_t *pd);
+const char *usdt_probe_name_check(char *reason, size_t size, const char *name);
 const char *usdt_name_quote(char *buf, size_t size, const char *name);
 
 /*
@@ -251,15 +254,41 @@ void usdt_object_atfork_child(void);
 struct usdt_object *usdt_object_take_unload(void);
 void usdt_object_unload(struct usdt_object *list);
 
-/* usdt_probe.c: the stub bytes, and stubs in anonymous memory */
+/* usdt_probe.c: the stub bytes, and stubs in anonymous memory; what this
+ * architecture's SDT operands and probe-site instructions look like */
+const char *usdt_sdt_args_check(char *reason, size_t size, const char *args);
+size_t usdt_site_insn_bytes(const unsigned char *site, size_t room);
 void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
                      uintptr_t semaphore_addr);
 int usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err);
 void usdt_stubs_anon_destroy(struct usdt_object *obj);
 
 /* usdt_elf.c: the SDT object's image. NULL when out of memory. */
+struct usdt_buf;
+struct usdt_elf_spec {
+        const struct usdt_probe_set *set;  /* a provider's stubs, symbols and
+                                              notes; NULL for a JIT arena: */
+        const char *name;               /* soname libusdt-NAME */
+        size_t arena_bytes;             /* JIT: the text (a page multiple) */
+        size_t nsemaphores;             /* JIT: room for this many */
+        uint64_t id_salt;               /* mixed into the build-id */
+};
+struct usdt_elf_info {
+        size_t bytes;                   /* the whole image */
+        size_t text_offset, text_bytes; /* offsets = addresses from the base */
+        size_t semaphores_offset;
+        size_t base_offset;             /* .stapsdt.base */
+        size_t notes_offset;            /* the notes: the file's last bytes */
+        size_t notes_size_at;           /* where the notes' sh_size is */
+        size_t load_bytes;              /* what the loader maps, page-rounded */
+};
+unsigned char *usdt_elf_build(const struct usdt_elf_spec *spec,
+                              struct usdt_elf_info *info);
 unsigned char *usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
                               size_t *text_offset, size_t *semaphores_offset);
+void usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *name,
+                   const char *args, uintptr_t site, uintptr_t base,
+                   uintptr_t semaphore);
 
 /* usdt_sdt_load.c: where the image lives, and loading it */
 int usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err);

@@ -118,6 +118,14 @@ usdt_probedef_check(char *reason, size_t size, const usdt_probedef_t *pd)
         return NULL;
 }
 
+/* The reasons a probe name is refused (JIT sites), or NULL. */
+const char *
+usdt_probe_name_check(char *reason, size_t size, const char *name)
+{
+        return name_check(reason, size, "probe name", name,
+                          USDT_PROBE_NAME_MAX, 1, "-", 0);
+}
+
 /* The reasons create_provider refuses a name or module, or NULL. */
 const char *
 usdt_provider_check(char *reason, size_t size, const char *name, const char *module)

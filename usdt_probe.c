@@ -12,6 +12,7 @@
 #include "usdt_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -37,6 +38,118 @@ const char *
 usdt_sdt_arg_location(size_t index)
 {
         return index < USDT_SDT_ARG_MAX ? sdt_arg_locations[index] : NULL;
+}
+
+/*
+ * Whether args is a list of SDT operands a tracer can read on this
+ * architecture: up to USDT_SDT_ARG_MAX of "[-]SIZE@LOCATION" separated by
+ * single spaces, SIZE 1, 2, 4 or 8, LOCATION a register ("%rdi"), an
+ * immediate ("$-5") or a memory operand ("-8(%rbp)", "16(%rsp)").
+ * Returns NULL, or the reason in reason.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+static const char *const sdt_registers[] = {
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "rip",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+        "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp",
+        "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d",
+        "ax", "bx", "cx", "dx", "si", "di", "bp", "sp",
+        "al", "bl", "cl", "dl", "sil", "dil", "bpl", "spl",
+};
+
+/* A register name after '%' of length len; 1 if known. */
+static int
+sdt_register(const char *reg, size_t len)
+{
+        size_t i;
+
+        for (i = 0; i < sizeof(sdt_registers) / sizeof(sdt_registers[0]); i++)
+                if (strlen(sdt_registers[i]) == len &&
+                    strncmp(sdt_registers[i], reg, len) == 0)
+                        return 1;
+        return 0;
+}
+
+static int
+sdt_location_valid(const char *loc, size_t len)
+{
+        size_t i = 0;
+
+        if (len >= 2 && loc[0] == '%')
+                return sdt_register(loc + 1, len - 1);
+        if (len >= 2 && loc[0] == '$') {
+                i = 1 + (loc[1] == '-');
+                if (i == len)
+                        return 0;
+                for (; i < len; i++)
+                        if (loc[i] < '0' || loc[i] > '9')
+                                return 0;
+                return 1;
+        }
+        if (i < len && loc[i] == '-')
+                i++;
+        while (i < len && loc[i] >= '0' && loc[i] <= '9')
+                i++;
+        return i + 3 < len && loc[i] == '(' && loc[i + 1] == '%' &&
+               loc[len - 1] == ')' && sdt_register(loc + i + 2, len - i - 3);
+}
+#endif
+
+const char *
+usdt_sdt_args_check(char *reason, size_t size, const char *args)
+{
+        const char *op = args;
+        size_t n = 0;
+
+        while (*op != '\0') {
+                const char *end = strchr(op, ' '), *at = op;
+                size_t len = end != NULL ? (size_t)(end - op) : strlen(op);
+
+                if (++n > USDT_SDT_ARG_MAX) {
+                        snprintf(reason, size, "more than %d operands in \"%.80s\"",
+                                 USDT_SDT_ARG_MAX, args);
+                        return reason;
+                }
+                if (*at == '-')
+                        at++;
+                if (at + 2 > op + len || strchr("1248", *at) == NULL || at[1] != '@' ||
+                    !sdt_location_valid(at + 2, len - (size_t)(at + 2 - op))) {
+                        snprintf(reason, size, "operand \"%.*s\" is not an SDT operand "
+                                 "for this architecture (like -8@%%rdi, 8@-16(%%rbp), "
+                                 "-4@$5)", (int)(len < 60 ? len : 60), op);
+                        return reason;
+                }
+                op += len;
+                if (*op == ' ') {
+                        op++;
+                        if (*op == '\0' || *op == ' ') {
+                                snprintf(reason, size, "operands must be separated "
+                                         "by single spaces: \"%.80s\"", args);
+                                return reason;
+                        }
+                }
+        }
+        return NULL;
+}
+
+/*
+ * How many bytes the instruction at a probe site takes, as far as a JIT
+ * site needs it: the multi-byte nops (0f 1f /0, with or without a 66
+ * prefix) by their length; anything else counts as one byte.
+ */
+size_t
+usdt_site_insn_bytes(const unsigned char *site, size_t room)
+{
+        size_t prefix = (room > 0 && site[0] == 0x66) ? 1 : 0, len = 1;
+
+        if (room >= prefix + 3 && site[prefix] == 0x0f && site[prefix + 1] == 0x1f) {
+                unsigned char modrm = site[prefix + 2];
+                unsigned mod = modrm >> 6, rm = modrm & 7;
+
+                len = prefix + 3 + (rm == 4 && mod != 3) +
+                      (mod == 1 ? 1 : mod == 2 || (mod == 0 && rm == 5) ? 4 : 0);
+        }
+        return len <= room ? len : room;
 }
 
 /*

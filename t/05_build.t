@@ -47,7 +47,10 @@ for my $cc ('gcc', 'clang') {
                           usdt_fire_probe usdt_is_enabled usdt_probe_release
                           usdt_provider_add_probe usdt_provider_disable usdt_provider_dof
                           usdt_provider_enable usdt_provider_free usdt_provider_path
-                          usdt_provider_remove_probe)),
+                          usdt_provider_remove_probe
+                          usdt_jit_create usdt_jit_code usdt_jit_write usdt_jit_semaphore
+                          usdt_jit_add_site usdt_jit_publish usdt_jit_path
+                          usdt_jit_errstr usdt_jit_free)),
         'only the public API has default visibility';
     my ($ast, $all) = run_capture('nm', '-g', '--defined-only', "$dir/libusdt.a");
     my @unprefixed = grep { !/^usdt_/ } map { (split ' ')[2] // () } grep { / [A-Z] / } split /\n/, $all;

@@ -34,7 +34,10 @@ is join(' ', sort map { (split ' ')[2] } grep { /\S/ } split /\n/, $dyn),
                      usdt_fire_probe usdt_is_enabled usdt_probe_release
                      usdt_provider_add_probe usdt_provider_disable usdt_provider_dof
                      usdt_provider_enable usdt_provider_free usdt_provider_path
-                     usdt_provider_remove_probe)), 'the shared library exports exactly the API';
+                     usdt_provider_remove_probe
+                     usdt_jit_create usdt_jit_code usdt_jit_write usdt_jit_semaphore
+                     usdt_jit_add_site usdt_jit_publish usdt_jit_path
+                     usdt_jit_errstr usdt_jit_free)), 'the shared library exports exactly the API';
 
 # pkg-config sees the installed file through PKG_CONFIG_SYSROOT_DIR
 local $ENV{PKG_CONFIG_PATH} = "$root/lib/pkgconfig";

@@ -1,0 +1,576 @@
+/*
+ * The low-level API for language VMs (Linux SDT only): an executable arena
+ * that a JIT writes its code into, with probe sites declared at addresses
+ * inside it, traced by bpftrace, gdb, bcc and libbpf like compiled-in ones.
+ *
+ * The arena is the text of an SDT object (usdt_elf.c) in a memory file:
+ *   - the R-X view is the object as dlopen maps it (MAP_PRIVATE of the
+ *     file), so tracers find it in /proc/PID/maps and gdb in the loader's
+ *     list, and uprobes attach to (file, offset);
+ *   - the write view is a second mapping of the arena's file range,
+ *     MAP_SHARED read-write and never executable: code written there lands
+ *     in the page cache, which the R-X view shows;
+ *   - the semaphores are in the object's writable segment, one per probe
+ *     (provider, name), at most USDT_JIT_PROBES_MAX;
+ *   - the notes are the file's last bytes: publishing appends the new notes
+ *     and then writes the note section's new size, so a tracer that starts
+ *     afterwards reads every published site, and one that reads
+ *     meanwhile sees the old, complete set.
+ *
+ * Writing code while a tracer or debugger is attached: a uprobe or a gdb
+ * breakpoint replaces the page of the R-X view that holds it by a private
+ * copy, which no longer shows the page cache. So usdt_jit_write writes the
+ * page cache first, then looks at /proc/self/pagemap for each page of the
+ * R-X view it touched, and where the page is a private copy writes the
+ * same bytes through /proc/self/mem (which writes into that copy, as a
+ * debugger would; the kernel drops the copy again when the breakpoint goes
+ * and it equals the file). A tracer attaching during the write copies the
+ * page either after the page-cache write (then the copy is right) or before
+ * the pagemap check (then the check sees the copy and fixes it), so no
+ * order of the two loses a write.
+ *
+ * Published sites are immutable: a write that would change the instruction
+ * at a published site is refused (a tracer started later would plant its
+ * breakpoint from the stale note inside new code). Code is retired by
+ * freeing the whole arena: one arena per code generation.
+ *
+ * A fork child keeps the R-X view (it shares the page cache, so it sees
+ * the parent's later writes) but not the write view (MADV_DONTFORK), and
+ * every call but usdt_jit_code and usdt_jit_semaphore fails there.
+ *
+ * Each arena has its own lock; arenas take no library lock, and never
+ * call the loader with their lock held by anyone else waiting on the
+ * library.
+ */
+#define _GNU_SOURCE
+#include "usdt_internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+#define USDT_JIT_PROBES_MAX     1024            /* semaphores per arena */
+#define USDT_JIT_CODE_MAX       ((size_t)1 << 30)
+#define PAGE                    4096
+
+struct jit_probe {
+        char *provider;
+        char *name;
+};
+
+struct jit_site {
+        size_t probe;                   /* index in probes */
+        size_t offset;                  /* in the arena */
+        char *args;
+        int published;
+        size_t insn_bytes;              /* the site's instruction, kept */
+        unsigned char insn[16];         /* once published */
+};
+
+struct usdt_jit {
+        pthread_mutex_t lock;
+        char *name;
+        pid_t creator;
+        int fd;
+        dev_t fd_dev;
+        ino_t fd_ino;
+        char *path;
+        void *dl;
+        unsigned char *code;            /* the R-X view */
+        unsigned char *write_view;      /* the same file pages, RW, shared */
+        size_t code_bytes;              /* the arena, a page multiple */
+        volatile uint16_t *semaphores;
+        struct usdt_elf_info info;
+        size_t notes_bytes;             /* published so far */
+        struct jit_probe *probes;
+        size_t nprobes;
+        struct jit_site *sites;
+        size_t nsites, sites_capacity;
+        char error[512];
+};
+
+static void
+jit_error(usdt_jit_t *jit, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void
+jit_error(usdt_jit_t *jit, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(jit->error, sizeof(jit->error), fmt, ap);
+        va_end(ap);
+}
+
+static int
+write_all_at(int fd, const void *data, size_t bytes, off_t at)
+{
+        const unsigned char *p = data;
+
+        while (bytes > 0) {
+                ssize_t n = pwrite(fd, p, bytes, at);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return -1;
+                p += n;
+                at += n;
+                bytes -= (size_t)n;
+        }
+        return 0;
+}
+
+/* Close the memory file only while it is still ours (see usdt_sdt_load.c). */
+static void
+jit_close_fd(usdt_jit_t *jit)
+{
+        struct stat st;
+
+        if (jit->fd >= 0 && fstat(jit->fd, &st) == 0 &&
+            st.st_dev == jit->fd_dev && st.st_ino == jit->fd_ino)
+                close(jit->fd);
+        jit->fd = -1;
+}
+
+static void
+jit_release(usdt_jit_t *jit)
+{
+        size_t i;
+
+        /* a fork child never had the write view: its address may be
+         * someone else's mapping there */
+        if (jit->write_view != NULL && jit->creator == getpid())
+                munmap(jit->write_view, jit->code_bytes);
+        if (jit->dl != NULL)
+                dlclose(jit->dl);
+        jit_close_fd(jit);
+        for (i = 0; i < jit->nprobes; i++) {
+                free(jit->probes[i].provider);
+                free(jit->probes[i].name);
+        }
+        for (i = 0; i < jit->nsites; i++)
+                free(jit->sites[i].args);
+        free(jit->probes);
+        free(jit->sites);
+        free(jit->path);
+        free(jit->name);
+        pthread_mutex_destroy(&jit->lock);
+        free(jit);
+}
+
+USDT_EXPORT usdt_jit_t *
+usdt_jit_create(const char *name, size_t code_bytes)
+{
+        char reason[256], memfd_name[80];
+        struct usdt_elf_spec spec;
+        struct link_map *map = NULL;
+        unsigned char *img;
+        struct timespec now;
+        struct stat st;
+        usdt_jit_t *jit;
+        int saved;
+
+        if (usdt_provider_check(reason, sizeof(reason), name, "jit") != NULL ||
+            code_bytes == 0 || code_bytes > USDT_JIT_CODE_MAX) {
+                errno = EINVAL;
+                return NULL;
+        }
+        jit = calloc(1, sizeof(*jit));
+        if (jit == NULL)
+                return NULL;
+        pthread_mutex_init(&jit->lock, NULL);
+        jit->fd = -1;
+        jit->creator = getpid();
+        jit->code_bytes = (code_bytes + PAGE - 1) / PAGE * PAGE;
+        jit->name = strdup(name);
+        jit->probes = calloc(USDT_JIT_PROBES_MAX, sizeof(*jit->probes));
+        if (jit->name == NULL || jit->probes == NULL)
+                goto fail;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        spec.set = NULL;
+        spec.name = name;
+        spec.arena_bytes = jit->code_bytes;
+        spec.nsemaphores = USDT_JIT_PROBES_MAX;
+        spec.id_salt = (uint64_t)(uintptr_t)jit ^ ((uint64_t)getpid() << 32) ^
+                       (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20);
+        img = usdt_elf_build(&spec, &jit->info);
+        if (img == NULL)
+                goto fail;
+        snprintf(memfd_name, sizeof(memfd_name), "libusdt-jit:%s", name);
+        jit->fd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_EXEC);
+        if (jit->fd < 0 && errno == EINVAL)     /* kernels before 6.3 */
+                jit->fd = memfd_create(memfd_name, MFD_CLOEXEC);
+        if (jit->fd < 0 || write_all_at(jit->fd, img, jit->info.bytes, 0) != 0 ||
+            fstat(jit->fd, &st) != 0) {
+                saved = errno;
+                free(img);
+                errno = saved;
+                goto fail;
+        }
+        free(img);
+        jit->fd_dev = st.st_dev;
+        jit->fd_ino = st.st_ino;
+        if (asprintf(&jit->path, "/proc/%d/fd/%d", (int)getpid(), jit->fd) < 0) {
+                jit->path = NULL;
+                goto fail;
+        }
+        jit->dl = dlopen(jit->path, RTLD_NOW | RTLD_LOCAL);
+        if (jit->dl == NULL || dlinfo(jit->dl, RTLD_DI_LINKMAP, &map) != 0) {
+                errno = ENOEXEC;
+                goto fail;
+        }
+        jit->code = (unsigned char *)map->l_addr + jit->info.text_offset;
+        jit->semaphores = (volatile uint16_t *)(map->l_addr + jit->info.semaphores_offset);
+        jit->write_view = mmap(NULL, jit->code_bytes, PROT_READ | PROT_WRITE,
+                               MAP_SHARED, jit->fd, (off_t)jit->info.text_offset);
+        if (jit->write_view == MAP_FAILED) {
+                jit->write_view = NULL;
+                goto fail;
+        }
+        /* a child must not write the parent's code */
+        madvise(jit->write_view, jit->code_bytes, MADV_DONTFORK);
+        return jit;
+fail:
+        saved = errno ? errno : ENOMEM;
+        jit_release(jit);
+        errno = saved;
+        return NULL;
+}
+
+USDT_EXPORT void *
+usdt_jit_code(usdt_jit_t *jit, size_t *bytes)
+{
+        if (jit == NULL)
+                return NULL;
+        if (bytes != NULL)
+                *bytes = jit->code_bytes;
+        return jit->code;
+}
+
+USDT_EXPORT const char *
+usdt_jit_path(usdt_jit_t *jit)
+{
+        return jit != NULL ? jit->path : NULL;
+}
+
+USDT_EXPORT const char *
+usdt_jit_errstr(usdt_jit_t *jit)
+{
+        return jit != NULL ? jit->error : NULL;
+}
+
+/* The arena offset of [addr, addr + bytes), or -1 with the error set. */
+static long
+arena_offset(usdt_jit_t *jit, const char *what, const void *addr, size_t bytes)
+{
+        uintptr_t a = (uintptr_t)addr, start = (uintptr_t)jit->code;
+
+        if (a < start || a - start > jit->code_bytes ||
+            bytes > jit->code_bytes - (a - start)) {
+                jit_error(jit, "%s: %p..+%zu is not inside the arena %s (%p, %zu bytes)",
+                          what, addr, bytes, jit->name, (void *)jit->code,
+                          jit->code_bytes);
+                return -1;
+        }
+        return (long)(a - start);
+}
+
+static int
+jit_check_process(usdt_jit_t *jit, const char *what)
+{
+        if (jit->creator == getpid())
+                return 0;
+        jit_error(jit, "%s: arena %s belongs to process %d; a forked child can "
+                  "run its code but not change it", what, jit->name, (int)jit->creator);
+        return -1;
+}
+
+/*
+ * Make the R-X view show bytes [offset, offset + bytes) of the page cache
+ * on every page where a tracer or debugger holds a private copy (see the
+ * top of this file). Returns 0, or -1 with the error set.
+ */
+static int
+sync_private_copies(usdt_jit_t *jit, size_t offset, size_t bytes)
+{
+        size_t first = offset / PAGE, last = (offset + bytes - 1) / PAGE, page;
+        int pagemap = -1, mem = -1, rc = 0;
+
+        for (page = first; page <= last && rc == 0; page++) {
+                uintptr_t vaddr = (uintptr_t)jit->code + page * PAGE;
+                size_t from = page == first ? offset : page * PAGE;
+                size_t to = page == last ? offset + bytes : (page + 1) * PAGE;
+                uint64_t entry = 0;
+
+                if (pagemap < 0)
+                        pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+                if (pagemap < 0 ||
+                    pread(pagemap, &entry, 8, (off_t)(vaddr / PAGE * 8)) != 8) {
+                        jit_error(jit, "usdt_jit_write: /proc/self/pagemap: %s",
+                                  strerror(errno));
+                        rc = -1;
+                        break;
+                }
+                /* bit 63: present; bit 61: a file page (else a private copy) */
+                if (!(entry >> 63 & 1) || (entry >> 61 & 1))
+                        continue;
+                if (mem < 0)
+                        mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+                if (mem < 0 || write_all_at(mem, jit->write_view + from, to - from,
+                                            (off_t)((uintptr_t)jit->code + from)) != 0) {
+                        jit_error(jit, "usdt_jit_write: cannot update the copy of "
+                                  "page %p a tracer holds: /proc/self/mem: %s",
+                                  (void *)vaddr, strerror(errno));
+                        rc = -1;
+                }
+        }
+        if (pagemap >= 0)
+                close(pagemap);
+        if (mem >= 0)
+                close(mem);
+        return rc;
+}
+
+USDT_EXPORT int
+usdt_jit_write(usdt_jit_t *jit, void *dst, const void *src, size_t bytes)
+{
+        long offset;
+        size_t i;
+        int rc = -1;
+
+        if (jit == NULL)
+                return -1;
+        pthread_mutex_lock(&jit->lock);
+        if (jit_check_process(jit, "usdt_jit_write") != 0)
+                goto out;
+        if (src == NULL && bytes > 0) {
+                jit_error(jit, "usdt_jit_write: src is NULL");
+                goto out;
+        }
+        offset = arena_offset(jit, "usdt_jit_write", dst, bytes);
+        if (offset < 0)
+                goto out;
+        if (bytes == 0) {
+                rc = 0;
+                goto out;
+        }
+        for (i = 0; i < jit->nsites; i++) {
+                const struct jit_site *s = &jit->sites[i];
+                size_t lo, hi;
+
+                if (!s->published || s->offset + s->insn_bytes <= (size_t)offset ||
+                    s->offset >= (size_t)offset + bytes)
+                        continue;
+                lo = s->offset > (size_t)offset ? s->offset : (size_t)offset;
+                hi = s->offset + s->insn_bytes < (size_t)offset + bytes
+                     ? s->offset + s->insn_bytes : (size_t)offset + bytes;
+                if (memcmp((const unsigned char *)src + (lo - (size_t)offset),
+                           s->insn + (lo - s->offset), hi - lo) != 0) {
+                        jit_error(jit, "usdt_jit_write: it would change the instruction "
+                                  "at published site %s:%s (arena offset %zu); published "
+                                  "sites are immutable: free the arena to retire code",
+                                  jit->probes[s->probe].provider,
+                                  jit->probes[s->probe].name, s->offset);
+                        goto out;
+                }
+        }
+        memcpy(jit->write_view + offset, src, bytes);
+        if (sync_private_copies(jit, (size_t)offset, bytes) != 0)
+                goto out;
+        __builtin___clear_cache((char *)jit->code + offset,
+                                (char *)jit->code + offset + bytes);
+        rc = 0;
+out:
+        pthread_mutex_unlock(&jit->lock);
+        return rc;
+}
+
+/* The probe (provider, name), added if new; -1 with the error set. */
+static long
+jit_probe(usdt_jit_t *jit, const char *what, const char *provider, const char *name)
+{
+        char reason[256];
+        size_t i;
+
+        if (usdt_provider_check(reason, sizeof(reason), provider, "jit") != NULL ||
+            usdt_probe_name_check(reason, sizeof(reason), name) != NULL) {
+                jit_error(jit, "%s: %s", what, reason);
+                return -1;
+        }
+        for (i = 0; i < jit->nprobes; i++)
+                if (strcmp(jit->probes[i].provider, provider) == 0 &&
+                    strcmp(jit->probes[i].name, name) == 0)
+                        return (long)i;
+        if (jit->nprobes == USDT_JIT_PROBES_MAX) {
+                jit_error(jit, "%s: arena %s has its %d probes already", what,
+                          jit->name, USDT_JIT_PROBES_MAX);
+                return -1;
+        }
+        jit->probes[i].provider = strdup(provider);
+        jit->probes[i].name = strdup(name);
+        if (jit->probes[i].provider == NULL || jit->probes[i].name == NULL) {
+                free(jit->probes[i].provider);
+                free(jit->probes[i].name);
+                jit->probes[i].provider = jit->probes[i].name = NULL;
+                jit_error(jit, "%s: failed to allocate memory", what);
+                return -1;
+        }
+        jit->nprobes++;
+        return (long)i;
+}
+
+USDT_EXPORT const volatile unsigned short *
+usdt_jit_semaphore(usdt_jit_t *jit, const char *provider, const char *name)
+{
+        const volatile unsigned short *semaphore = NULL;
+        long probe;
+
+        if (jit == NULL)
+                return NULL;
+        pthread_mutex_lock(&jit->lock);
+        probe = jit_probe(jit, "usdt_jit_semaphore", provider, name);
+        if (probe >= 0)
+                semaphore = &jit->semaphores[probe];
+        pthread_mutex_unlock(&jit->lock);
+        return semaphore;
+}
+
+USDT_EXPORT int
+usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name,
+                  const void *site, const char *args)
+{
+        char reason[256];
+        struct jit_site *s;
+        long probe, offset;
+        size_t i;
+        int rc = -1;
+
+        if (jit == NULL)
+                return -1;
+        pthread_mutex_lock(&jit->lock);
+        if (jit_check_process(jit, "usdt_jit_add_site") != 0)
+                goto out;
+        offset = arena_offset(jit, "usdt_jit_add_site", site, 1);
+        if (offset < 0)
+                goto out;
+        if (args == NULL)
+                args = "";
+        if (usdt_sdt_args_check(reason, sizeof(reason), args) != NULL) {
+                jit_error(jit, "usdt_jit_add_site: %s", reason);
+                goto out;
+        }
+        for (i = 0; i < jit->nsites; i++) {
+                if (jit->sites[i].offset == (size_t)offset) {
+                        jit_error(jit, "usdt_jit_add_site: a site is declared at %p "
+                                  "already (%s:%s)", site,
+                                  jit->probes[jit->sites[i].probe].provider,
+                                  jit->probes[jit->sites[i].probe].name);
+                        goto out;
+                }
+        }
+        probe = jit_probe(jit, "usdt_jit_add_site", provider, name);
+        if (probe < 0)
+                goto out;
+        if (jit->nsites == jit->sites_capacity) {
+                size_t capacity = jit->sites_capacity ? 2 * jit->sites_capacity : 16;
+                struct jit_site *grown = realloc(jit->sites, capacity * sizeof(*grown));
+                if (grown == NULL) {
+                        jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
+                        goto out;
+                }
+                jit->sites = grown;
+                jit->sites_capacity = capacity;
+        }
+        s = &jit->sites[jit->nsites];
+        memset(s, 0, sizeof(*s));
+        s->args = strdup(args);
+        if (s->args == NULL) {
+                jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
+                goto out;
+        }
+        s->probe = (size_t)probe;
+        s->offset = (size_t)offset;
+        jit->nsites++;
+        rc = 0;
+out:
+        pthread_mutex_unlock(&jit->lock);
+        return rc;
+}
+
+USDT_EXPORT int
+usdt_jit_publish(usdt_jit_t *jit)
+{
+        struct usdt_buf notes = { 0 };
+        uint64_t size;
+        size_t i;
+        int rc = -1;
+
+        if (jit == NULL)
+                return -1;
+        pthread_mutex_lock(&jit->lock);
+        if (jit_check_process(jit, "usdt_jit_publish") != 0)
+                goto out;
+        for (i = 0; i < jit->nsites; i++) {
+                const struct jit_site *s = &jit->sites[i];
+                if (s->published)
+                        continue;
+                usdt_elf_note(&notes, jit->probes[s->probe].provider,
+                              jit->probes[s->probe].name, s->args,
+                              jit->info.text_offset + s->offset, jit->info.base_offset,
+                              jit->info.semaphores_offset + 2 * s->probe);
+        }
+        if (notes.failed) {
+                jit_error(jit, "usdt_jit_publish: failed to allocate memory");
+                goto out;
+        }
+        /* the notes first, then the size that makes tracers read them */
+        size = jit->notes_bytes + notes.size;
+        if (notes.size > 0 &&
+            (write_all_at(jit->fd, notes.data, notes.size,
+                          (off_t)(jit->info.notes_offset + jit->notes_bytes)) != 0 ||
+             write_all_at(jit->fd, &size, USDT_WORD_BYTES,
+                          (off_t)jit->info.notes_size_at) != 0)) {
+                jit_error(jit, "usdt_jit_publish: cannot write the notes of arena %s: %s",
+                          jit->name, strerror(errno));
+                goto out;
+        }
+        jit->notes_bytes = (size_t)size;
+        for (i = 0; i < jit->nsites; i++) {
+                struct jit_site *s = &jit->sites[i];
+                if (s->published)
+                        continue;
+                s->published = 1;
+                s->insn_bytes = usdt_site_insn_bytes(jit->write_view + s->offset,
+                                                     jit->code_bytes - s->offset);
+                memcpy(s->insn, jit->write_view + s->offset, s->insn_bytes);
+        }
+        rc = 0;
+out:
+        usdt_buf_free(&notes);
+        pthread_mutex_unlock(&jit->lock);
+        return rc;
+}
+
+USDT_EXPORT void
+usdt_jit_free(usdt_jit_t *jit)
+{
+        if (jit == NULL)
+                return;
+        jit_release(jit);
+}
