@@ -9,6 +9,8 @@
  *   provider VAR NAME MODULE        ok | error ERRNO TEXT
  *   probe VAR FUNC NAME TYPE...     types: int, str ("char *"), null, or literal
  *   probe_argc VAR FUNC NAME ARGC   types NULL with that argc
+ *   probe_typed VAR FUNC NAME ARGC  ARGC types "int" (an array of 1024: past
+ *                                   that a library must refuse unread)
  *   add|remove P D, enable|disable P      ok | error TEXT
  *   free P, release D, errstr P, path P, dof P FILE, forget D
  *   fields D, pfields P             the public struct fields
@@ -19,11 +21,16 @@
  *   wait D 0|1 MS                   until usdt_is_enabled(D) is that
  *   mem ADDR LEN                    hex bytes of our memory
  *   counts, rss                     open descriptors and mapping lines; RSS KiB
+ *   wxmap                           map a page writable and executable (for
+ *                                   the test that looks for such pages)
  *   cycle P N                       enable and disable P N times
  *   churn N                         create, enable, release, free N providers
  *   marshal N                       the argument marshaller, N arguments
  *   mtfire D T N                    T threads fire D N times each, guarded
- *   race toggle|churn SECONDS T     T threads fire while this one disables/frees
+ *   race toggle|churn SECONDS T [GO]  T threads fire while this one disables/frees;
+ *                                   with GO: says "race started" once the probe
+ *                                   first exists, races until the file GO exists
+ *                                   (a tracer is attached), then SECONDS more
  *   mtcontrol T N                   T threads run the control API N times
  *   child_fire D N GO, waitchild PID  a child fires D N times once traced and GO exists
  *   child_free P                    a child frees P and exits
@@ -39,6 +46,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -203,17 +211,35 @@ sleep_ms(long ms)
  * registers and stack words a tracer would read, then returns the way a
  * stub does. usdt_probe_args is internal (hidden) but links statically.
  */
-void usdt_probe_args(void *probe_addr, size_t argc, void **argv);
-uintptr_t captured[USDT_ARG_MAX];
+void usdt_probe_args(void *probe_addr, size_t argc, void **argv, int dtrace);
+uintptr_t captured[USDT_ARG_MAX], captured_dtrace[USDT_ARG_MAX];
 void capture_site(void);
-uintptr_t call_preserving(void *target, size_t argc, void **argv);
+uintptr_t call_preserving(void *target, size_t argc, void **argv, int dtrace);
 
 #if defined(__x86_64__)
+/* capture_site is called as a stub's SDT part (arguments 7+ at 8(%rsp),
+ * returns with ret); 12 bytes before it, as in a stub, the DTrace part
+ * (arguments 7+ at 0(%rsp), returns through %r11) records into
+ * captured_dtrace. */
 __asm__(
         ".text\n"
+        ".p2align 4\n"
+        "capture_dtrace:\n"
+        "  .byte 0xe9\n  .long capture_dtrace_body - . - 4\n"  /* jmp, 5 bytes */
+        "  .fill 7, 1, 0xcc\n"
         ".globl capture_site\n"
         "capture_site:\n"
         "  lea captured(%rip), %rax\n"
+        "  mov %rdi, 0(%rax)\n  mov %rsi, 8(%rax)\n  mov %rdx, 16(%rax)\n"
+        "  mov %rcx, 24(%rax)\n  mov %r8, 32(%rax)\n  mov %r9, 40(%rax)\n"
+        "  xor %ecx, %ecx\n"
+        "1: mov 8(%rsp,%rcx,8), %rdx\n"
+        "  mov %rdx, 48(%rax,%rcx,8)\n"
+        "  inc %rcx\n  cmp $26, %rcx\n  jb 1b\n"
+        "  mov 24(%rax), %rcx\n  mov 16(%rax), %rdx\n"   /* as it found them */
+        "  ret\n"
+        "capture_dtrace_body:\n"
+        "  lea captured_dtrace(%rip), %rax\n"
         "  mov %rdi, 0(%rax)\n  mov %rsi, 8(%rax)\n  mov %rdx, 16(%rax)\n"
         "  mov %rcx, 24(%rax)\n  mov %r8, 32(%rax)\n  mov %r9, 40(%rax)\n"
         "  xor %ecx, %ecx\n"
@@ -282,6 +308,78 @@ __asm__(
         "8: lea -12(%ebp), %esp\n"
         "  pop %edi\n  pop %esi\n  pop %ebx\n  pop %ebp\n"
         "  ret\n");
+#elif defined(__aarch64__)
+/* capture_site is called (blr) as a stub's SDT part: arguments 9+ at
+ * [sp, 16], [sp, 24], ...; it also checks the frame record the marshaller
+ * promises at the site (x29 = sp, 16-byte aligned, [sp, 8] = x30) and sets
+ * site_frame_bad when it is not there. */
+uintptr_t site_frame_bad;
+__asm__(
+        ".text\n"
+        ".p2align 4\n"
+        ".globl capture_site\n"
+        ".type capture_site, %function\n"
+        "capture_site:\n"
+        "  hint #34\n"                                  /* bti c */
+        "  adrp x9, captured\n  add x9, x9, :lo12:captured\n"
+        "  stp x0, x1, [x9, #0]\n  stp x2, x3, [x9, #16]\n"
+        "  stp x4, x5, [x9, #32]\n  stp x6, x7, [x9, #48]\n"
+        "  add x11, sp, #16\n  add x13, x9, #64\n  mov x10, #0\n"
+        "1: ldr x12, [x11, x10, lsl #3]\n"
+        "  str x12, [x13, x10, lsl #3]\n"
+        "  add x10, x10, #1\n  cmp x10, #24\n  b.lo 1b\n"
+        "  mov x12, sp\n  mov x15, #1\n"
+        "  cmp x29, x12\n  b.ne 2f\n"
+        "  tst x12, #15\n  b.ne 2f\n"
+        "  ldr x14, [sp, #8]\n  cmp x14, x30\n  b.ne 2f\n"
+        "  mov x15, #0\n"
+        "2: adrp x9, site_frame_bad\n  str x15, [x9, :lo12:site_frame_bad]\n"
+        "  ret\n"
+        /* call usdt_probe_args with known callee-saved registers (x19-x28,
+         * d8, d15); return 0 if all of them, x29 and sp came back
+         * unchanged, else 1 */
+        ".globl call_preserving\n"
+        ".type call_preserving, %function\n"
+        "call_preserving:\n"
+        "  hint #34\n"
+        "  stp x29, x30, [sp, #-128]!\n  mov x29, sp\n"
+        "  stp x19, x20, [sp, #16]\n  stp x21, x22, [sp, #32]\n"
+        "  stp x23, x24, [sp, #48]\n  stp x25, x26, [sp, #64]\n"
+        "  stp x27, x28, [sp, #80]\n  stp d8, d15, [sp, #104]\n"
+        "  mov x9, sp\n  str x9, [sp, #96]\n"
+        "  mov x19, #0x1919\n  movk x19, #0x1919, lsl #48\n"
+        "  mov x20, #0x2020\n  movk x20, #0x2020, lsl #48\n"
+        "  mov x21, #0x2121\n  movk x21, #0x2121, lsl #48\n"
+        "  mov x22, #0x2222\n  movk x22, #0x2222, lsl #48\n"
+        "  mov x23, #0x2323\n  movk x23, #0x2323, lsl #48\n"
+        "  mov x24, #0x2424\n  movk x24, #0x2424, lsl #48\n"
+        "  mov x25, #0x2525\n  movk x25, #0x2525, lsl #48\n"
+        "  mov x26, #0x2626\n  movk x26, #0x2626, lsl #48\n"
+        "  mov x27, #0x2727\n  movk x27, #0x2727, lsl #48\n"
+        "  mov x28, #0x2828\n  movk x28, #0x2828, lsl #48\n"
+        "  fmov d8, x19\n  fmov d15, x28\n"
+        "  bl usdt_probe_args\n"
+        "  mov x0, #1\n"
+        "  ldr x9, [sp, #96]\n  mov x10, sp\n  cmp x9, x10\n  b.ne 9f\n"
+        "  cmp x29, x10\n  b.ne 9f\n"
+        "  mov x9, #0x1919\n  movk x9, #0x1919, lsl #48\n  cmp x19, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2020\n  movk x9, #0x2020, lsl #48\n  cmp x20, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2121\n  movk x9, #0x2121, lsl #48\n  cmp x21, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2222\n  movk x9, #0x2222, lsl #48\n  cmp x22, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2323\n  movk x9, #0x2323, lsl #48\n  cmp x23, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2424\n  movk x9, #0x2424, lsl #48\n  cmp x24, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2525\n  movk x9, #0x2525, lsl #48\n  cmp x25, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2626\n  movk x9, #0x2626, lsl #48\n  cmp x26, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2727\n  movk x9, #0x2727, lsl #48\n  cmp x27, x9\n  b.ne 9f\n"
+        "  mov x9, #0x2828\n  movk x9, #0x2828, lsl #48\n  cmp x28, x9\n  b.ne 9f\n"
+        "  fmov x9, d8\n  cmp x9, x19\n  b.ne 9f\n"
+        "  fmov x9, d15\n  cmp x9, x28\n  b.ne 9f\n"
+        "  mov x0, #0\n"
+        "9: ldp x19, x20, [sp, #16]\n  ldp x21, x22, [sp, #32]\n"
+        "  ldp x23, x24, [sp, #48]\n  ldp x25, x26, [sp, #64]\n"
+        "  ldp x27, x28, [sp, #80]\n  ldp d8, d15, [sp, #104]\n"
+        "  ldp x29, x30, [sp], #128\n"
+        "  ret\n");
 #endif
 
 static void
@@ -293,9 +391,18 @@ marshal(size_t argc)
 
         for (i = 0; i < USDT_ARG_MAX; i++) {
                 argv[i] = (void *)(uintptr_t)(0x1000 + i * 0x11);
-                captured[i] = 0;
+                captured[i] = captured_dtrace[i] = 0;
         }
-        changed = call_preserving((void *)capture_site, argc, argv);
+#if defined(__x86_64__)
+        /* both sites: the DTrace one must see the same arguments */
+        changed = call_preserving((void *)capture_site, argc, argv, 1);
+        if (memcmp(captured, captured_dtrace, argc * sizeof(captured[0])) != 0)
+                changed = 1;
+#elif defined(__aarch64__)
+        changed = call_preserving((void *)capture_site, argc, argv, 0) | site_frame_bad;
+#else
+        changed = call_preserving((void *)capture_site, argc, argv, 0);
+#endif
         printf("marshal %zu preserved %s args", argc, changed ? "no" : "yes");
         for (i = 0; i < argc; i++)
                 printf(" %" PRIxPTR, captured[i]);
@@ -373,16 +480,25 @@ race_fire_thread(void *arg)
         return NULL;
 }
 
+static double
+seconds_since(const struct timespec *start)
+{
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)(now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
 static void
-race(const char *mode, double seconds, int threads)
+race(const char *mode, double seconds, int threads, const char *go)
 {
         const char *types[2] = { "int", "char *" };
         usdt_probedef_t **kept = NULL;
         usdt_provider_t *prov = NULL;
         pthread_t tid[16];
         long fires[16] = { 0 }, rounds = 0, nkept = 0, total = 0;
-        struct timespec start, now;
-        int i, churn = strcmp(mode, "churn") == 0, failed = 0;
+        struct timespec start;
+        int i, churn = strcmp(mode, "churn") == 0, failed = 0, started = 0;
 
         race_stop = 0;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -400,6 +516,11 @@ race(const char *mode, double seconds, int threads)
                 if (usdt_provider_enable(prov) != 0)
                         failed = 1;
                 __atomic_store_n(&race_handle, kept[nkept - 1]->probe, __ATOMIC_RELEASE);
+                if (go != NULL && !started) {
+                        /* the probe exists: a tracer can attach now */
+                        printf("race started\n");
+                        started = 1;
+                }
                 sleep_ms(1);
                 if (churn) {
                         usdt_provider_free(prov);
@@ -408,8 +529,14 @@ race(const char *mode, double seconds, int threads)
                         failed = 1;
                 }
                 rounds++;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-        } while (!failed && (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+                if (go != NULL && access(go, F_OK) == 0) {
+                        /* the tracer is attached: SECONDS from now */
+                        clock_gettime(CLOCK_MONOTONIC, &start);
+                        go = NULL;
+                } else if (go != NULL && seconds_since(&start) > 60) {
+                        failed = 1;     /* GO never came */
+                }
+        } while (!failed && (go != NULL || seconds_since(&start) < seconds));
         __atomic_store_n(&race_stop, 1, __ATOMIC_RELAXED);
         for (i = 0; i < threads && i < 16; i++) {
                 pthread_join(tid[i], NULL);
@@ -515,6 +642,22 @@ command(char **tok, int ntok)
                 }
                 free(name);
                 free(module);
+        } else if (strcmp(cmd, "probe_typed") == 0 && ntok == 5) {
+                static const char *ints[1024];
+                char *func = decode(tok[2]), *name = decode(tok[3]);
+                size_t i;
+
+                for (i = 0; i < 1024; i++)
+                        ints[i] = "int";
+                d = usdt_create_probe(func, name, strtoull(tok[4], NULL, 0), ints);
+                if (d == NULL) {
+                        printf("error %s\n", errno == EINVAL ? "EINVAL" : "ENOMEM");
+                } else {
+                        var_get(tok[1], 1)->probedef = d;
+                        printf("ok\n");
+                }
+                free(func);
+                free(name);
         } else if ((strcmp(cmd, "probe") == 0 && ntok >= 4) ||
                    (strcmp(cmd, "probe_argc") == 0 && ntok == 5)) {
                 const char *types[MAX_TOKENS];
@@ -692,6 +835,13 @@ command(char **tok, int ntok)
                 for (i = 0; i < len; i++)
                         printf(" %02x", addr[i]);
                 printf("\n");
+        } else if (strcmp(cmd, "wxmap") == 0) {
+                void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (page == MAP_FAILED)
+                        printf("error mmap %s\n", strerror(errno));
+                else
+                        printf("wxmap %p\n", page);
         } else if (strcmp(cmd, "counts") == 0) {
                 printf("fds %d maps %d\n", count_dir("/proc/self/fd"),
                        count_lines("/proc/self/maps"));
@@ -731,8 +881,8 @@ command(char **tok, int ntok)
                 marshal(strtoul(tok[1], NULL, 0));
         } else if (strcmp(cmd, "mtfire") == 0 && ntok == 4) {
                 mtfire(handle_of(tok[1]), atoi(tok[2]), atol(tok[3]));
-        } else if (strcmp(cmd, "race") == 0 && ntok == 4) {
-                race(tok[1], atof(tok[2]), atoi(tok[3]));
+        } else if (strcmp(cmd, "race") == 0 && (ntok == 4 || ntok == 5)) {
+                race(tok[1], atof(tok[2]), atoi(tok[3]), ntok == 5 ? tok[4] : NULL);
         } else if (strcmp(cmd, "mtcontrol") == 0 && ntok == 3) {
                 mtcontrol(atoi(tok[1]), atol(tok[2]));
         } else if (strcmp(cmd, "child_fire") == 0 && ntok == 4) {
@@ -823,6 +973,8 @@ command(char **tok, int ntok)
                 printf("arch x86_64\n");
 #elif defined(__i386__)
                 printf("arch i386\n");
+#elif defined(__aarch64__)
+                printf("arch aarch64\n");
 #endif
         } else if (strcmp(cmd, "pid") == 0) {
                 printf("pid %d\n", (int)getpid());
@@ -833,6 +985,17 @@ command(char **tok, int ntok)
                 printf("%s\n", ntok > 1 ? tok[1] : "");
         } else if (strcmp(cmd, "quit") == 0) {
                 exit(0);
+        } else if (strcmp(cmd, "setenv") == 0 && ntok == 3) {
+                /* what the library reads at the next enable (USDT_SDT_DIR) */
+                if (setenv(tok[1], tok[2], 1) == 0)
+                        printf("ok\n");
+                else
+                        printf("error %s\n", strerror(errno));
+        } else if (strcmp(cmd, "unsetenv") == 0 && ntok == 2) {
+                if (unsetenv(tok[1]) == 0)
+                        printf("ok\n");
+                else
+                        printf("error %s\n", strerror(errno));
         } else {
                 printf("unknown command %s\n", cmd);
         }

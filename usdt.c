@@ -101,6 +101,15 @@ provider_wait_idle(struct usdt_provider_impl *impl)
 
 /* --- Errors ------------------------------------------------------------- */
 
+/*
+ * errno: a call that succeeds leaves it as the caller had it (the
+ * library's own probing, such as access() on the DTrace device, must not
+ * show through). Each public function saves it on entry (ERRNO_SAVE) and
+ * puts it back on success (ERRNO_KEEP).
+ */
+#define ERRNO_SAVE()    int saved_errno = errno
+#define ERRNO_KEEP()    (errno = saved_errno)
+
 static void
 provider_set_text(usdt_provider_t *provider, char *text)
 {
@@ -159,6 +168,7 @@ usdt_create_probe(const char *func, const char *name, size_t argc,
         struct usdt_probedef_impl *impl;
         usdt_probedef_t *pd;
         size_t i;
+        ERRNO_SAVE();
 
         if (func == NULL || name == NULL || argc > USDT_ARG_MAX ||
             (types == NULL && argc > 0)) {
@@ -194,6 +204,7 @@ usdt_create_probe(const char *func, const char *name, size_t argc,
         impl->handle->refcnt = 1;
         impl->handle->owner = pd;
         usdt_handle_reset(impl->handle);
+        ERRNO_KEEP();
         return pd;
 fail:
         if (impl != NULL) {
@@ -235,11 +246,14 @@ probedef_release_locked(usdt_probedef_t *pd)
 USDT_EXPORT void
 usdt_probe_release(usdt_probedef_t *probedef)
 {
+        ERRNO_SAVE();
+
         if (probedef == NULL)
                 return;
         usdt_lock();
         probedef_release_locked(probedef);
         usdt_unlock();
+        ERRNO_KEEP();
 }
 
 /* --- Providers ---------------------------------------------------------- */
@@ -249,6 +263,7 @@ usdt_create_provider(const char *name, const char *module)
 {
         struct usdt_provider_impl *impl;
         char reason[sizeof(usdt_create_error) - 32];
+        ERRNO_SAVE();
 
         if (usdt_provider_check(reason, sizeof(reason), name, module) != NULL) {
                 snprintf(usdt_create_error, sizeof(usdt_create_error),
@@ -268,6 +283,7 @@ usdt_create_provider(const char *name, const char *module)
         impl->pub.enabled = 0;
         impl->pub.file = NULL;
         usdt_create_error[0] = '\0';
+        ERRNO_KEEP();
         return &impl->pub;
 fail:
         if (impl != NULL) {
@@ -353,6 +369,7 @@ usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
         struct usdt_provider_impl *impl = USDT_IMPL(provider);
         char reason[512], quoted[2][200];
         size_t slot;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return -1;
@@ -398,6 +415,7 @@ usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                 impl->tail->next = probedef;
         impl->tail = probedef;
         usdt_unlock();
+        ERRNO_KEEP();
         return 0;
 fail:
         usdt_unlock();
@@ -410,6 +428,7 @@ usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
         struct usdt_provider_impl *impl = USDT_IMPL(provider);
         usdt_probedef_t **link, *pd, *prev = NULL;
         char quoted[2][200];
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return -1;
@@ -442,6 +461,7 @@ usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                 impl->tail = prev;
         pd->next = NULL;
         usdt_unlock();
+        ERRNO_KEEP();
         return 0;
 fail:
         usdt_unlock();
@@ -456,7 +476,9 @@ backends_choose(usdt_provider_t *provider, int *backends)
         const char *env = getenv("USDT_BACKEND");
 
         if (env == NULL || env[0] == '\0' || strcmp(env, "auto") == 0) {
-#ifdef __linux__
+#if defined(__linux__) && defined(USDT_NO_DOF)
+                *backends = USDT_BACKEND_SDT;   /* no DTrace sites in the stubs */
+#elif defined(__linux__)
                 *backends = USDT_BACKEND_SDT |
                             (usdt_dof_device_present() ? USDT_BACKEND_DOF : 0);
 #else
@@ -465,8 +487,15 @@ backends_choose(usdt_provider_t *provider, int *backends)
                 return 0;
         }
         if (strcmp(env, "dof") == 0) {
+#ifdef USDT_NO_DOF
+                usdt_set_error(provider, "USDT_BACKEND=dof is not supported on %s: "
+                               "the DOF backend (DTrace) has stubs for x86 only; "
+                               "use USDT_BACKEND=sdt or auto", USDT_NO_DOF);
+                return -1;
+#else
                 *backends = USDT_BACKEND_DOF;
                 return 0;
+#endif
         }
 #ifdef __linux__
         if (strcmp(env, "sdt") == 0) {
@@ -570,6 +599,7 @@ usdt_provider_enable(usdt_provider_t *provider)
         struct usdt_object *obj;
         struct usdt_err err;
         int backends;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return -1;
@@ -578,6 +608,7 @@ usdt_provider_enable(usdt_provider_t *provider)
         if (provider->enabled) {
                 usdt_error(provider, USDT_ERROR_ALREADYENABLED);
                 usdt_unlock();
+                ERRNO_KEEP();
                 return 0;
         }
         if (provider->probedefs == NULL) {
@@ -621,6 +652,7 @@ usdt_provider_enable(usdt_provider_t *provider)
         provider->enabled = 1;
         provider->file = obj;
         usdt_unlock();
+        ERRNO_KEEP();
         return 0;
 fail:
         usdt_unlock();
@@ -656,6 +688,7 @@ USDT_EXPORT int
 usdt_provider_disable(usdt_provider_t *provider)
 {
         int rc;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return -1;
@@ -663,6 +696,8 @@ usdt_provider_disable(usdt_provider_t *provider)
         provider_wait_idle(USDT_IMPL(provider));
         rc = provider_disable_locked(provider);
         usdt_unlock();
+        if (rc == 0)
+                ERRNO_KEEP();
         return rc;
 }
 
@@ -671,6 +706,7 @@ usdt_provider_free(usdt_provider_t *provider)
 {
         struct usdt_provider_impl *impl = USDT_IMPL(provider);
         usdt_probedef_t *pd, *next;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return;
@@ -698,6 +734,7 @@ usdt_provider_free(usdt_provider_t *provider)
         free((char *)provider->module);
         free(impl);
         usdt_unlock();
+        ERRNO_KEEP();
 }
 
 /* --- Additions ---------------------------------------------------------- */
@@ -710,6 +747,7 @@ usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
         struct usdt_object *obj;
         struct usdt_err err;
         int rc = -1;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return -1;
@@ -752,6 +790,8 @@ usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
                 usdt_set_error(provider, "%s", err.text);
 out:
         usdt_unlock();
+        if (rc == 0)
+                ERRNO_KEEP();
         return rc;
 }
 
@@ -760,6 +800,7 @@ usdt_provider_path(usdt_provider_t *provider)
 {
         const struct usdt_object *obj;
         const char *path = NULL;
+        ERRNO_SAVE();
 
         if (provider == NULL)
                 return NULL;
@@ -768,5 +809,6 @@ usdt_provider_path(usdt_provider_t *provider)
         if (provider->enabled && obj != NULL)
                 path = obj->file != NULL ? obj->file : obj->path;
         usdt_unlock();
+        ERRNO_KEEP();
         return path;
 }

@@ -244,7 +244,8 @@ const char *usdt_provider_path(usdt_provider_t *provider);
 typedef struct usdt_jit usdt_jit_t;
 
 /* An executable arena of at least code_bytes, backed by a memory file the
- * tracers can read, named after name. NULL on failure (errno set). */
+ * tracers can read, named after name (as a provider name). NULL on failure
+ * (errno set; usdt_jit_errstr(NULL) says why). */
 usdt_jit_t *usdt_jit_create(const char *name, size_t code_bytes);
 /* The arena as code runs from it; *bytes gets its size. */
 void *usdt_jit_code(usdt_jit_t *jit, size_t *bytes);
@@ -261,7 +262,8 @@ int usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name, c
 int usdt_jit_publish(usdt_jit_t *jit);
 /* Where tracers find the object (as usdt_provider_path). */
 const char *usdt_jit_path(usdt_jit_t *jit);
-/* Why the last call on this arena failed. */
+/* Why the last call on this arena failed. With NULL: why the last
+ * usdt_jit_create on this thread failed ("" after a success). */
 const char *usdt_jit_errstr(usdt_jit_t *jit);
 /* Unmap the arena and release everything. */
 void usdt_jit_free(usdt_jit_t *jit);

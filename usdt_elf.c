@@ -64,15 +64,50 @@ typedef Elf32_Addr Addr;
 #endif
 
 #define PAGE            4096
-#define NPHDR           6
+#define NPHDR           9       /* unused ones are PT_NULL */
 #define BUILD_ID_BYTES  20
 
-enum { SEC_NULL, SEC_BUILDID, SEC_HASH, SEC_DYNSYM, SEC_DYNSTR, SEC_BASE,
-       SEC_TEXT, SEC_DYNAMIC, SEC_PROBES, SEC_NOTES, SEC_SHSTRTAB, NSEC };
+enum { SEC_NULL, SEC_PROPERTY, SEC_BUILDID, SEC_HASH, SEC_DYNSYM, SEC_DYNSTR,
+       SEC_BASE, SEC_EH_FRAME_HDR, SEC_EH_FRAME, SEC_TEXT, SEC_DYNAMIC,
+       SEC_PROBES, SEC_SHSTRTAB, SEC_NOTES, NSEC };
 
 static const char shstrtab[] =
-        "\0.note.gnu.build-id\0.hash\0.dynsym\0.dynstr\0.stapsdt.base\0"
-        ".text\0.dynamic\0.probes\0.note.stapsdt\0.shstrtab";
+        "\0.note.gnu.property\0.note.gnu.build-id\0.hash\0.dynsym\0.dynstr\0"
+        ".stapsdt.base\0.eh_frame_hdr\0.eh_frame\0.text\0.dynamic\0.probes\0"
+        ".shstrtab\0.note.stapsdt";
+
+/*
+ * Unwind information for the stubs: one FDE covers the whole text, because
+ * every byte a tracer stops at is in a called leaf function: x86_64: CFA =
+ * %rsp + 8, the return address at CFA - 8; aarch64: CFA = sp, the return
+ * address in x30. (x86_64's DTrace part, entered by a jump inside
+ * usdt_probe_args's frame, is the exception; DTrace walks frame pointers,
+ * which that frame keeps.) And the GNU property the objects carry: x86_64
+ * IBT and SHSTK (the stubs have endbr64 and return with ret), aarch64 BTI
+ * and PAC (bti c at both entries).
+ */
+#if defined(__x86_64__)
+#define USDT_CFI 1
+#define CFI_SP_REG      7       /* DWARF %rsp */
+#define CFI_RA_REG      16      /* DWARF return address column */
+#define CFI_CFA_OFFSET  8
+#define CFI_RA_RULE     (0x80 | CFI_RA_REG), 1  /* DW_CFA_offset: at CFA - 8 */
+#define PROPERTY_TYPE   0xc0000002u             /* GNU_PROPERTY_X86_FEATURE_1_AND */
+#define PROPERTY_BITS   3u                      /* IBT | SHSTK */
+#elif defined(__aarch64__)
+#define USDT_CFI 1
+#define CFI_SP_REG      31      /* DWARF sp */
+#define CFI_RA_REG      30      /* x30, the link register */
+#define CFI_CFA_OFFSET  0
+#define CFI_RA_RULE     0x08, CFI_RA_REG        /* DW_CFA_same_value: still in x30 */
+#define PROPERTY_TYPE   0xc0000000u             /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+#define PROPERTY_BITS   3u                      /* BTI | PAC */
+#endif
+#define CFI_DATA_ALIGN  0x78    /* sleb128 -8 */
+#define EH_CIE_BYTES    24
+#define EH_FDE_BYTES    24
+#define EH_HDR_BYTES    20
+#define PROPERTY_BYTES  32
 
 /* Where everything goes in the file (= its virtual address). */
 struct layout {
@@ -190,13 +225,18 @@ build_notes(const struct usdt_probe_set *set, const struct layout *l,
 /* Where everything goes; the notes come last, so nothing depends on them. */
 static void
 layout_compute(struct layout *l, size_t nsyms, size_t dynstr_bytes,
-               size_t text_bytes, size_t nsemaphores)
+               size_t text_bytes, size_t nsemaphores, int stubs)
 {
         size_t at;
 
         memset(l, 0, sizeof(*l));
         l->nsyms = nsyms;
         at = sizeof(Ehdr) + NPHDR * sizeof(Phdr);
+        l->off[SEC_PROPERTY] = at = align_up(at, 8);
+#ifdef PROPERTY_TYPE
+        l->size[SEC_PROPERTY] = PROPERTY_BYTES;
+#endif
+        at += l->size[SEC_PROPERTY];
         l->off[SEC_BUILDID] = at = align_up(at, 4);
         l->size[SEC_BUILDID] = 16 + BUILD_ID_BYTES;
         l->off[SEC_HASH] = at = align_up(at + l->size[SEC_BUILDID], 8);
@@ -207,7 +247,19 @@ layout_compute(struct layout *l, size_t nsyms, size_t dynstr_bytes,
         l->size[SEC_DYNSTR] = dynstr_bytes;
         l->off[SEC_BASE] = at = at + dynstr_bytes;
         l->size[SEC_BASE] = 1;
-        l->r_end = at + 1;
+        at += 1;
+        l->off[SEC_EH_FRAME_HDR] = at = align_up(at, 4);
+        l->off[SEC_EH_FRAME] = align_up(at + EH_HDR_BYTES, 8);
+#ifdef USDT_CFI
+        if (stubs) {
+                l->size[SEC_EH_FRAME_HDR] = EH_HDR_BYTES;
+                l->size[SEC_EH_FRAME] = EH_CIE_BYTES + EH_FDE_BYTES + 4;
+                at = l->off[SEC_EH_FRAME] + l->size[SEC_EH_FRAME];
+        }
+#else
+        (void)stubs;
+#endif
+        l->r_end = at;
         l->off[SEC_TEXT] = at = align_up(l->r_end, PAGE);
         l->size[SEC_TEXT] = text_bytes;
         l->x_end = at + l->size[SEC_TEXT];
@@ -275,20 +327,24 @@ write_headers(unsigned char *img, const struct layout *l)
         Phdr *ph = (Phdr *)(img + sizeof(Ehdr));
         Shdr *sh = (Shdr *)(img + l->shdr_off);
         static const struct { int sec; uint32_t type, flags, align, entsize; } secs[] = {
+                { SEC_PROPERTY, SHT_NOTE, SHF_ALLOC, 8, 0 },
                 { SEC_BUILDID, SHT_NOTE, SHF_ALLOC, 4, 0 },
                 { SEC_HASH, SHT_HASH, SHF_ALLOC, 8, 4 },
                 { SEC_DYNSYM, SHT_DYNSYM, SHF_ALLOC, 8, sizeof(Sym) },
                 { SEC_DYNSTR, SHT_STRTAB, SHF_ALLOC, 1, 0 },
                 { SEC_BASE, SHT_PROGBITS, SHF_ALLOC, 1, 0 },
+                { SEC_EH_FRAME_HDR, SHT_PROGBITS, SHF_ALLOC, 4, 0 },
+                { SEC_EH_FRAME, SHT_PROGBITS, SHF_ALLOC, 8, 0 },
                 { SEC_TEXT, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, 16, 0 },
                 { SEC_DYNAMIC, SHT_DYNAMIC, SHF_ALLOC | SHF_WRITE, 8, sizeof(Dyn) },
                 { SEC_PROBES, SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, 2, 0 },
-                { SEC_NOTES, SHT_NOTE, 0, 4, 0 },
                 { SEC_SHSTRTAB, SHT_STRTAB, 0, 1, 0 },
+                { SEC_NOTES, SHT_NOTE, 0, 4, 0 },
         };
-        static const char *const names[NSEC] = { "", ".note.gnu.build-id",
-                ".hash", ".dynsym", ".dynstr", ".stapsdt.base", ".text",
-                ".dynamic", ".probes", ".note.stapsdt", ".shstrtab" };
+        static const char *const names[NSEC] = { "", ".note.gnu.property",
+                ".note.gnu.build-id", ".hash", ".dynsym", ".dynstr",
+                ".stapsdt.base", ".eh_frame_hdr", ".eh_frame", ".text",
+                ".dynamic", ".probes", ".shstrtab", ".note.stapsdt" };
         size_t i;
 
         memcpy(eh->e_ident, ELFMAG, SELFMAG);
@@ -316,9 +372,21 @@ write_headers(unsigned char *img, const struct layout *l)
                  l->size[SEC_DYNAMIC], 8);
         put_phdr(&ph[4], PT_NOTE, PF_R, l->off[SEC_BUILDID], l->size[SEC_BUILDID], 4);
         put_phdr(&ph[5], PT_GNU_STACK, PF_R | PF_W, 0, 0, 16);
+        if (l->size[SEC_PROPERTY] > 0) {
+                put_phdr(&ph[6], PT_NOTE, PF_R, l->off[SEC_PROPERTY],
+                         l->size[SEC_PROPERTY], 8);
+                put_phdr(&ph[7], PT_GNU_PROPERTY, PF_R, l->off[SEC_PROPERTY],
+                         l->size[SEC_PROPERTY], 8);
+        }
+        if (l->size[SEC_EH_FRAME_HDR] > 0)
+                put_phdr(&ph[8], PT_GNU_EH_FRAME, PF_R, l->off[SEC_EH_FRAME_HDR],
+                         l->size[SEC_EH_FRAME_HDR], 4);
 
         for (i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
                 Shdr *s = &sh[secs[i].sec];
+                if (l->size[secs[i].sec] == 0 && secs[i].sec != SEC_NOTES &&
+                    secs[i].sec != SEC_PROBES)
+                        continue;       /* not in this object: a null entry */
                 s->sh_name = shname(names[secs[i].sec]);
                 s->sh_type = secs[i].type;
                 s->sh_flags = secs[i].flags;
@@ -335,12 +403,82 @@ write_headers(unsigned char *img, const struct layout *l)
 }
 
 /*
- * The whole image described by spec: returns a calloc'ed buffer of
- * info->bytes bytes, or NULL when out of memory; info says where its
- * parts are (= their addresses relative to where it is loaded).
+ * The GNU property note (x86_64: IBT and SHSTK, as the stubs are fit for
+ * both) and the unwind tables: .eh_frame with one CIE and one FDE covering
+ * the text, and .eh_frame_hdr, its binary-search table, which
+ * PT_GNU_EH_FRAME points at (where unwinders look first).
+ */
+static void
+write_property_and_unwind(unsigned char *img, const struct layout *l)
+{
+        (void)img;              /* i386 has neither */
+        if (l->size[SEC_PROPERTY] > 0) {
+#ifdef PROPERTY_TYPE
+                uint32_t note[8] = { 4, 16, 5 /* NT_GNU_PROPERTY_TYPE_0 */, 0,
+                                     PROPERTY_TYPE, 4, PROPERTY_BITS, 0 };
+                memcpy(&note[3], "GNU", 4);
+                memcpy(img + l->off[SEC_PROPERTY], note, sizeof(note));
+#endif
+        }
+#ifdef USDT_CFI
+        if (l->size[SEC_EH_FRAME] > 0) {
+                unsigned char *cie = img + l->off[SEC_EH_FRAME];
+                unsigned char *fde = cie + EH_CIE_BYTES;
+                unsigned char *hdr = img + l->off[SEC_EH_FRAME_HDR];
+                static const unsigned char cie_body[EH_CIE_BYTES - 4] = {
+                        0, 0, 0, 0,             /* CIE id */
+                        1,                      /* version */
+                        'z', 'R', 0,            /* augmentation: FDE encoding given */
+                        1,                      /* code alignment */
+                        CFI_DATA_ALIGN,         /* data alignment */
+                        CFI_RA_REG,             /* return address column */
+                        1,                      /* augmentation data: 1 byte */
+                        0x1b,                   /* FDEs: pc-relative signed 4-byte */
+                        0x0c, CFI_SP_REG, CFI_CFA_OFFSET,   /* DW_CFA_def_cfa */
+                        CFI_RA_RULE,            /* where the return address is */
+                        0, 0                    /* nops, to the CIE's size */
+                };
+                uint32_t cie_len = EH_CIE_BYTES - 4, fde_len = EH_FDE_BYTES - 4;
+                uint32_t cie_ptr = (uint32_t)(fde + 4 - cie);
+                int32_t pc_begin = (int32_t)((int64_t)l->off[SEC_TEXT] -
+                                             (int64_t)(l->off[SEC_EH_FRAME] + EH_CIE_BYTES + 8));
+                uint32_t pc_range = (uint32_t)l->size[SEC_TEXT];
+                int32_t words[4];
+
+                memcpy(cie, &cie_len, 4);
+                memcpy(cie + 4, cie_body, sizeof(cie_body));
+                memcpy(fde, &fde_len, 4);
+                memcpy(fde + 4, &cie_ptr, 4);
+                memcpy(fde + 8, &pc_begin, 4);
+                memcpy(fde + 12, &pc_range, 4);
+                /* fde + 16: augmentation length 0, then nops; after the FDE
+                 * the 4-byte zero terminator (the image is zeroed) */
+
+                hdr[0] = 1;             /* version */
+                hdr[1] = 0x1b;          /* eh_frame_ptr: pc-relative sdata4 */
+                hdr[2] = 0x03;          /* fde_count: udata4 */
+                hdr[3] = 0x3b;          /* table: relative to the header, sdata4 */
+                words[0] = (int32_t)(l->off[SEC_EH_FRAME] - (l->off[SEC_EH_FRAME_HDR] + 4));
+                words[1] = 1;
+                words[2] = (int32_t)(l->off[SEC_TEXT] - l->off[SEC_EH_FRAME_HDR]);
+                words[3] = (int32_t)(l->off[SEC_EH_FRAME] + EH_CIE_BYTES -
+                                     l->off[SEC_EH_FRAME_HDR]);
+                memcpy(hdr + 4, words, sizeof(words));
+        }
+#endif
+}
+
+/*
+ * The whole image described by spec, in info->bytes bytes of zeroed memory
+ * that place(ctx, bytes) gives (NULL place: a calloc'ed buffer, which the
+ * caller frees), so that it can be written straight into a memory file.
+ * Returns the image, or NULL when out of memory (or place gave none); info
+ * says where its parts are (= their addresses relative to where it is
+ * loaded).
  */
 unsigned char *
-usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info)
+usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info,
+               void *(*place)(void *ctx, size_t bytes), void *ctx)
 {
         const struct usdt_probe_set *set = spec->set;
         struct usdt_buf dynstr = { 0 }, notes = { 0 };
@@ -354,20 +492,21 @@ usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info)
         build_strings(spec->name, set, &dynstr, &soname);
         if (set != NULL)
                 layout_compute(l, 1 + 2 * nprobes, dynstr.size,
-                               nprobes * USDT_STUB_SIZE, nprobes);
+                               nprobes * USDT_STUB_SIZE, nprobes, 1);
         else
                 layout_compute(l, 1, dynstr.size, spec->arena_bytes,
-                               spec->nsemaphores);
+                               spec->nsemaphores, 0);
         if (set != NULL)
                 build_notes(set, l, &notes);
         if (dynstr.failed || notes.failed)
                 goto out;
         l->size[SEC_NOTES] = notes.size;
         l->total = l->off[SEC_NOTES] + notes.size;
-        img = calloc(1, l->total);
+        img = place != NULL ? place(ctx, l->total) : calloc(1, l->total);
         if (img == NULL)
                 goto out;
         write_headers(img, l);
+        write_property_and_unwind(img, l);
         memcpy(img + l->off[SEC_DYNSTR], dynstr.data, dynstr.size);
         if (notes.size > 0)
                 memcpy(img + l->off[SEC_NOTES], notes.data, notes.size);
@@ -436,14 +575,14 @@ out:
         return img;
 }
 
-/* A provider's object (usdt_sdt_load.c). */
+/* A provider's object (usdt_sdt_load.c); place as for usdt_elf_build. */
 unsigned char *
-usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
-               size_t *text_offset, size_t *semaphores_offset)
+usdt_elf_image(const struct usdt_probe_set *set, void *(*place)(void *ctx, size_t bytes),
+               void *ctx, size_t *bytes, size_t *text_offset, size_t *semaphores_offset)
 {
         struct usdt_elf_spec spec = { set, set->provider, 0, 0, 0 };
         struct usdt_elf_info info;
-        unsigned char *img = usdt_elf_build(&spec, &info);
+        unsigned char *img = usdt_elf_build(&spec, &info, place, ctx);
 
         if (img != NULL) {
                 *bytes = info.bytes;

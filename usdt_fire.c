@@ -34,6 +34,8 @@
 #define SYS_membarrier 324
 #elif defined(__i386__)
 #define SYS_membarrier 375
+#elif defined(__aarch64__)
+#define SYS_membarrier 283
 #endif
 #endif
 #define MEMBARRIER_QUERY                        0
@@ -178,6 +180,7 @@ void
 usdt_fire_probe_slow(usdt_probe_t *probe, size_t argc, void **argv)
 {
         struct usdt_handle *h = (struct usdt_handle *)probe;
+        int dtrace;
 
         if (h == NULL)
                 return;
@@ -188,10 +191,10 @@ usdt_fire_probe_slow(usdt_probe_t *probe, size_t argc, void **argv)
         reader_enter(h);
         /* Untraced with counted readers: as cheap as we can, nothing more.
          * DTrace traces the probe site itself, so a DOF stub is entered. */
-        if (__atomic_load_n(&h->call_isenabled, __ATOMIC_SEQ_CST) ||
-            *__atomic_load_n(&h->semaphore, __ATOMIC_SEQ_CST) != 0)
+        dtrace = __atomic_load_n(&h->call_isenabled, __ATOMIC_SEQ_CST);
+        if (dtrace || *__atomic_load_n(&h->semaphore, __ATOMIC_SEQ_CST) != 0)
                 usdt_probe_args(__atomic_load_n(&h->pub.probe_addr, __ATOMIC_SEQ_CST),
-                                argc, argv);
+                                argc, argv, dtrace);
         reader_leave(h);
 }
 

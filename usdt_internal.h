@@ -50,22 +50,25 @@
  * one stub (see the .s file for the instructions):
  *   0                     is-enabled function: 1 if the semaphore is non-zero,
  *                         else 0, or 1 when DTrace's is-enabled site fires
- *   USDT_STUB_DOF_ENABLED the DTrace is-enabled site (a nop after the xor)
- *   USDT_STUB_ENTRY       probe_addr: where usdt_probe_args enters
+ *   USDT_STUB_DOF_ENABLED the DTrace is-enabled site (a nop)
+ *   USDT_STUB_ENTRY       probe_addr: what usdt_probe_args enters (calls)
  *   USDT_STUB_SDT_SITE    the uprobe site: a 5-byte nop, never across a page
  *   USDT_STUB_DOF_SITE    the DTrace probe site: a nop sled
  *   USDT_STUB_ZERO        two zero bytes: the semaphore of a stub that has none
+ * aarch64 differs in two ways: the semaphore's address is patched into an
+ * adrp/ldrh pair (USDT_STUB_SEM_ADRP, USDT_STUB_SEM_LDRH), and the uprobe
+ * site is a 4-byte nop; there are no DTrace sites.
  */
 #define USDT_STUB_SIZE 48
 
 #if defined(__x86_64__)
-#define USDT_STUB_DOF_ENABLED   13
-#define USDT_STUB_ENTRY         32
-#define USDT_STUB_SDT_SITE      32
-#define USDT_STUB_DOF_SITE      37
-#define USDT_STUB_ZERO          22
-#define USDT_STUB_SEM_FIELD     3    /* where the 32-bit displacement goes */
-#define USDT_STUB_SEM_BASE      8    /* the displacement counts from here */
+#define USDT_STUB_DOF_ENABLED   17
+#define USDT_STUB_ENTRY         33
+#define USDT_STUB_SDT_SITE      37
+#define USDT_STUB_DOF_SITE      25
+#define USDT_STUB_ZERO          19
+#define USDT_STUB_SEM_FIELD     9    /* where the 32-bit displacement goes */
+#define USDT_STUB_SEM_BASE      14   /* the displacement counts from here */
 #define USDT_ELF_CLASS          2    /* ELFCLASS64 */
 #define USDT_ELF_MACHINE        62   /* EM_X86_64 */
 #define USDT_WORD_BYTES         8
@@ -83,8 +86,23 @@
 #define USDT_ELF_MACHINE        3    /* EM_386 */
 #define USDT_WORD_BYTES         4
 #define USDT_TRAP_BYTE          0xcc
+#elif defined(__aarch64__) && !defined(__AARCH64EB__)
+/* No DTrace sites: DOF is refused here (usdt.c), these two only keep a
+ * usdt_provider_dof document well-formed (they name the SDT nop). */
+#define USDT_STUB_DOF_ENABLED   0
+#define USDT_STUB_DOF_SITE      36
+#define USDT_STUB_ENTRY         32   /* bti c: entered by blr */
+#define USDT_STUB_SDT_SITE      36   /* nop: 4 bytes, like every instruction */
+#define USDT_STUB_ZERO          24
+#define USDT_STUB_SEM_ADRP      4    /* adrp x0, the semaphore's 4 KiB page */
+#define USDT_STUB_SEM_LDRH      8    /* ldrh w0, [x0, its offset in the page] */
+#define USDT_ELF_CLASS          2    /* ELFCLASS64 */
+#define USDT_ELF_MACHINE        183  /* EM_AARCH64 */
+#define USDT_WORD_BYTES         8
+#define USDT_TRAP_BYTE          0x00 /* 00000000 is udf #0: every word traps */
+#define USDT_NO_DOF             "aarch64"  /* USDT_BACKEND=dof is refused */
 #else
-#error "libusdt: this architecture has no stub template yet (x86_64, i386)"
+#error "libusdt: this architecture has no stub template yet (x86_64, i386, aarch64)"
 #endif
 
 /* The SDT argument location strings, per architecture (usdt_probe.c). */
@@ -95,7 +113,9 @@ const char *usdt_sdt_arg_location(size_t index);
 extern const unsigned char usdt_stub_template[];
 extern const unsigned char usdt_stub_template_end[];
 extern void usdt_tracepoint_noop(void);
-void usdt_probe_args(void *probe_addr, size_t argc, void **argv);
+/* Put argv where a compiled-in probe's arguments are, enter the stub at
+ * probe_addr, and its DTrace site too when dtrace is non-zero. */
+void usdt_probe_args(void *probe_addr, size_t argc, void **argv, int dtrace);
 
 /* --- Errors from below the API layer ----------------------------------- */
 
@@ -283,9 +303,12 @@ struct usdt_elf_info {
         size_t load_bytes;              /* what the loader maps, page-rounded */
 };
 unsigned char *usdt_elf_build(const struct usdt_elf_spec *spec,
-                              struct usdt_elf_info *info);
-unsigned char *usdt_elf_image(const struct usdt_probe_set *set, size_t *bytes,
-                              size_t *text_offset, size_t *semaphores_offset);
+                              struct usdt_elf_info *info,
+                              void *(*place)(void *ctx, size_t bytes), void *ctx);
+unsigned char *usdt_elf_image(const struct usdt_probe_set *set,
+                              void *(*place)(void *ctx, size_t bytes), void *ctx,
+                              size_t *bytes, size_t *text_offset,
+                              size_t *semaphores_offset);
 void usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *name,
                    const char *args, uintptr_t site, uintptr_t base,
                    uintptr_t semaphore);
@@ -294,6 +317,7 @@ void usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *nam
 int usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err);
 void usdt_sdt_unpublish(struct usdt_object *obj);
 int usdt_sdt_unload(struct usdt_object *obj);
+void usdt_fd_close_if_same(int fd, dev_t dev, ino_t ino);
 
 /* usdt_dof.c: growable byte buffers and the DOF string table */
 struct usdt_buf {

@@ -103,6 +103,9 @@ struct usdt_jit {
         char error[512];
 };
 
+/* Why the last usdt_jit_create on this thread failed: usdt_jit_errstr(NULL). */
+static __thread char jit_create_error[320];
+
 static void
 jit_error(usdt_jit_t *jit, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -135,18 +138,6 @@ write_all_at(int fd, const void *data, size_t bytes, off_t at)
         return 0;
 }
 
-/* Close the memory file only while it is still ours (see usdt_sdt_load.c). */
-static void
-jit_close_fd(usdt_jit_t *jit)
-{
-        struct stat st;
-
-        if (jit->fd >= 0 && fstat(jit->fd, &st) == 0 &&
-            st.st_dev == jit->fd_dev && st.st_ino == jit->fd_ino)
-                close(jit->fd);
-        jit->fd = -1;
-}
-
 static void
 jit_release(usdt_jit_t *jit)
 {
@@ -158,7 +149,7 @@ jit_release(usdt_jit_t *jit)
                 munmap(jit->write_view, jit->code_bytes);
         if (jit->dl != NULL)
                 dlclose(jit->dl);
-        jit_close_fd(jit);
+        usdt_fd_close_if_same(jit->fd, jit->fd_dev, jit->fd_ino);
         for (i = 0; i < jit->nprobes; i++) {
                 free(jit->probes[i].provider);
                 free(jit->probes[i].name);
@@ -183,16 +174,27 @@ usdt_jit_create(const char *name, size_t code_bytes)
         struct timespec now;
         struct stat st;
         usdt_jit_t *jit;
-        int saved;
+        int saved, caller_errno = errno;
 
-        if (usdt_provider_check(reason, sizeof(reason), name, "jit") != NULL ||
-            code_bytes == 0 || code_bytes > USDT_JIT_CODE_MAX) {
+        if (usdt_provider_check(reason, sizeof(reason), name, "jit") != NULL) {
+                snprintf(jit_create_error, sizeof(jit_create_error),
+                         "usdt_jit_create: %s", reason);
+                errno = EINVAL;
+                return NULL;
+        }
+        if (code_bytes == 0 || code_bytes > USDT_JIT_CODE_MAX) {
+                snprintf(jit_create_error, sizeof(jit_create_error),
+                         "usdt_jit_create: code_bytes must be 1 to %zu, not %zu",
+                         USDT_JIT_CODE_MAX, code_bytes);
                 errno = EINVAL;
                 return NULL;
         }
         jit = calloc(1, sizeof(*jit));
-        if (jit == NULL)
+        if (jit == NULL) {
+                snprintf(jit_create_error, sizeof(jit_create_error),
+                         "usdt_jit_create: failed to allocate memory");
                 return NULL;
+        }
         pthread_mutex_init(&jit->lock, NULL);
         jit->fd = -1;
         jit->creator = getpid();
@@ -209,7 +211,7 @@ usdt_jit_create(const char *name, size_t code_bytes)
         spec.nsemaphores = USDT_JIT_PROBES_MAX;
         spec.id_salt = (uint64_t)(uintptr_t)jit ^ ((uint64_t)getpid() << 32) ^
                        (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20);
-        img = usdt_elf_build(&spec, &jit->info);
+        img = usdt_elf_build(&spec, &jit->info, NULL, NULL);
         if (img == NULL)
                 goto fail;
         snprintf(memfd_name, sizeof(memfd_name), "libusdt-jit:%s", name);
@@ -245,9 +247,15 @@ usdt_jit_create(const char *name, size_t code_bytes)
         }
         /* a child must not write the parent's code */
         madvise(jit->write_view, jit->code_bytes, MADV_DONTFORK);
+        jit_create_error[0] = '\0';
+        errno = caller_errno;           /* success leaves errno alone */
         return jit;
 fail:
         saved = errno ? errno : ENOMEM;
+        snprintf(jit_create_error, sizeof(jit_create_error),
+                 "usdt_jit_create: cannot make the arena %s: %s%s", name,
+                 strerror(saved), saved == EACCES ? " (executable memory files are "
+                 "forbidden here: vm.memfd_noexec=2)" : "");
         jit_release(jit);
         errno = saved;
         return NULL;
@@ -272,7 +280,7 @@ usdt_jit_path(usdt_jit_t *jit)
 USDT_EXPORT const char *
 usdt_jit_errstr(usdt_jit_t *jit)
 {
-        return jit != NULL ? jit->error : NULL;
+        return jit != NULL ? jit->error : jit_create_error;
 }
 
 /* The arena offset of [addr, addr + bytes), or -1 with the error set. */
@@ -302,6 +310,45 @@ jit_check_process(usdt_jit_t *jit, const char *what)
 }
 
 /*
+ * Write bytes [from, to) of the arena, as the page cache has them, into the
+ * private copy of the R-X view, leaving out the instructions of published
+ * sites: there a tracer's breakpoint may stand, and the kernel takes it out
+ * again only if it finds it there (the site's bytes cannot have changed:
+ * usdt_jit_write refuses that).
+ */
+static int
+write_private(usdt_jit_t *jit, int mem, size_t from, size_t to)
+{
+        size_t at = from, i;
+
+        while (at < to) {
+                size_t end = to, skip_to = at;
+
+                for (i = 0; i < jit->nsites; i++) {
+                        const struct jit_site *s = &jit->sites[i];
+                        if (!s->published || s->offset + s->insn_bytes <= at ||
+                            s->offset >= end)
+                                continue;
+                        if (s->offset <= at) {
+                                if (s->offset + s->insn_bytes > skip_to)
+                                        skip_to = s->offset + s->insn_bytes;
+                        } else {
+                                end = s->offset;
+                        }
+                }
+                if (skip_to > at) {             /* a site starts here: step over */
+                        at = skip_to < to ? skip_to : to;
+                        continue;
+                }
+                if (write_all_at(mem, jit->write_view + at, end - at,
+                                 (off_t)((uintptr_t)jit->code + at)) != 0)
+                        return -1;
+                at = end;
+        }
+        return 0;
+}
+
+/*
  * Make the R-X view show bytes [offset, offset + bytes) of the page cache
  * on every page where a tracer or debugger holds a private copy (see the
  * top of this file). Returns 0, or -1 with the error set.
@@ -317,6 +364,7 @@ sync_private_copies(usdt_jit_t *jit, size_t offset, size_t bytes)
                 size_t from = page == first ? offset : page * PAGE;
                 size_t to = page == last ? offset + bytes : (page + 1) * PAGE;
                 uint64_t entry = 0;
+                int present, swapped, file;
 
                 if (pagemap < 0)
                         pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -327,13 +375,16 @@ sync_private_copies(usdt_jit_t *jit, size_t offset, size_t bytes)
                         rc = -1;
                         break;
                 }
-                /* bit 63: present; bit 61: a file page (else a private copy) */
-                if (!(entry >> 63 & 1) || (entry >> 61 & 1))
+                /* bit 63: present; 62: swapped (only private copies are);
+                 * 61: a file page. Otherwise the page shows the page cache. */
+                present = (int)(entry >> 63 & 1);
+                swapped = (int)(entry >> 62 & 1);
+                file = (int)(entry >> 61 & 1);
+                if (!swapped && (!present || file))
                         continue;
                 if (mem < 0)
                         mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-                if (mem < 0 || write_all_at(mem, jit->write_view + from, to - from,
-                                            (off_t)((uintptr_t)jit->code + from)) != 0) {
+                if (mem < 0 || write_private(jit, mem, from, to) != 0) {
                         jit_error(jit, "usdt_jit_write: cannot update the copy of "
                                   "page %p a tracer holds: /proc/self/mem: %s",
                                   (void *)vaddr, strerror(errno));
@@ -352,7 +403,7 @@ usdt_jit_write(usdt_jit_t *jit, void *dst, const void *src, size_t bytes)
 {
         long offset;
         size_t i;
-        int rc = -1;
+        int rc = -1, caller_errno = errno;
 
         if (jit == NULL)
                 return -1;
@@ -398,6 +449,8 @@ usdt_jit_write(usdt_jit_t *jit, void *dst, const void *src, size_t bytes)
         rc = 0;
 out:
         pthread_mutex_unlock(&jit->lock);
+        if (rc == 0)
+                errno = caller_errno;
         return rc;
 }
 
@@ -519,7 +572,7 @@ usdt_jit_publish(usdt_jit_t *jit)
         struct usdt_buf notes = { 0 };
         uint64_t size;
         size_t i;
-        int rc = -1;
+        int rc = -1, caller_errno = errno;
 
         if (jit == NULL)
                 return -1;
@@ -564,6 +617,8 @@ usdt_jit_publish(usdt_jit_t *jit)
 out:
         usdt_buf_free(&notes);
         pthread_mutex_unlock(&jit->lock);
+        if (rc == 0)
+                errno = caller_errno;
         return rc;
 }
 

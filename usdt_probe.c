@@ -25,12 +25,20 @@
 #if defined(__x86_64__)
 static const char *const sdt_arg_locations[USDT_SDT_ARG_MAX] = {
         "%rdi", "%rsi", "%rdx", "%rcx", "%r8", "%r9",
-        "0(%rsp)", "8(%rsp)", "16(%rsp)", "24(%rsp)", "32(%rsp)", "40(%rsp)"
+        /* the SDT part is called: the return address is at 0(%rsp) */
+        "8(%rsp)", "16(%rsp)", "24(%rsp)", "32(%rsp)", "40(%rsp)", "48(%rsp)"
 };
 #elif defined(__i386__)
 static const char *const sdt_arg_locations[USDT_SDT_ARG_MAX] = {
         "0(%esp)", "4(%esp)", "8(%esp)", "12(%esp)", "16(%esp)", "20(%esp)",
         "24(%esp)", "28(%esp)", "32(%esp)", "36(%esp)", "40(%esp)", "44(%esp)"
+};
+#elif defined(__aarch64__)
+/* x0..x7, then the stack above the frame record at [sp] (written by
+ * usdt_probe_args). Never "[sp]" alone: gdb reads only "[reg, offset]". */
+static const char *const sdt_arg_locations[USDT_SDT_ARG_MAX] = {
+        "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7",
+        "[sp, 16]", "[sp, 24]", "[sp, 32]", "[sp, 40]"
 };
 #endif
 
@@ -44,8 +52,9 @@ usdt_sdt_arg_location(size_t index)
  * Whether args is a list of SDT operands a tracer can read on this
  * architecture: up to USDT_SDT_ARG_MAX of "[-]SIZE@LOCATION" separated by
  * single spaces, SIZE 1, 2, 4 or 8, LOCATION a register ("%rdi"), an
- * immediate ("$-5") or a memory operand ("-8(%rbp)", "16(%rsp)").
- * Returns NULL, or the reason in reason.
+ * immediate ("$-5") or a memory operand ("-8(%rbp)", "16(%rsp)"); on
+ * aarch64 "x0", "-5", "[sp, 16]" (below). Returns NULL, or the reason in
+ * reason.
  */
 #if defined(__x86_64__) || defined(__i386__)
 static const char *const sdt_registers[] = {
@@ -93,7 +102,78 @@ sdt_location_valid(const char *loc, size_t len)
         return i + 3 < len && loc[i] == '(' && loc[i + 1] == '%' &&
                loc[len - 1] == ')' && sdt_register(loc + i + 2, len - i - 3);
 }
+
+#define SDT_OPERAND_EXAMPLES "-8@%rdi, 8@-16(%rbp), -4@$5"
+#elif defined(__aarch64__)
+/*
+ * aarch64 operands, as libbpf, gdb and bcc all read them: a register
+ * ("x0".."x30", "sp"), a constant ("-5"), or a memory operand with an
+ * offset ("[sp, 16]", "[x29, -8]"). Not "w0" or "#5" (libbpf refuses
+ * both), nor "[sp]" (gdb reads only "[reg, offset]").
+ */
+
+/* A signed decimal ("-12") of exactly len bytes; 1 if it is one. */
+static int
+sdt_decimal(const char *s, size_t len)
+{
+        size_t i = (len > 0 && s[0] == '-') ? 1 : 0;
+
+        if (i == len)
+                return 0;
+        for (; i < len; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return 0;
+        return 1;
+}
+
+/* "sp", or "x" and 0..30 without a leading zero; 1 if reg (len bytes) is one. */
+static int
+sdt_register(const char *reg, size_t len)
+{
+        if (len == 2 && reg[0] == 's' && reg[1] == 'p')
+                return 1;
+        if (len < 2 || len > 3 || reg[0] != 'x' || !sdt_decimal(reg + 1, len - 1) ||
+            reg[1] == '-' || (len == 3 && reg[1] == '0'))
+                return 0;
+        return len == 2 || (reg[1] - '0') * 10 + (reg[2] - '0') <= 30;
+}
+
+static int
+sdt_location_valid(const char *loc, size_t len)
+{
+        const char *comma;
+        size_t reg_len, at;
+
+        if (len == 0 || loc[0] != '[')
+                return sdt_register(loc, len) || sdt_decimal(loc, len);
+        /* "[REG, OFFSET]" or "[REG,OFFSET]" */
+        comma = memchr(loc, ',', len);
+        if (comma == NULL || loc[len - 1] != ']')
+                return 0;
+        reg_len = (size_t)(comma - loc) - 1;
+        at = reg_len + 2 + (reg_len + 2 < len && loc[reg_len + 2] == ' ');
+        return sdt_register(loc + 1, reg_len) && at < len - 1 &&
+               sdt_decimal(loc + at, len - 1 - at);
+}
+
+#define SDT_OPERAND_EXAMPLES "-8@x0, 8@[sp, 16], -4@5"
 #endif
+
+/* The length of the operand at op: up to the next space, except inside
+ * brackets ("-8@[sp, 16]" is one operand). */
+static size_t
+sdt_operand_bytes(const char *op)
+{
+        size_t len = 0, depth = 0;
+
+        for (; op[len] != '\0' && (op[len] != ' ' || depth > 0); len++) {
+                if (op[len] == '[')
+                        depth++;
+                else if (op[len] == ']' && depth > 0)
+                        depth--;
+        }
+        return len;
+}
 
 const char *
 usdt_sdt_args_check(char *reason, size_t size, const char *args)
@@ -102,8 +182,8 @@ usdt_sdt_args_check(char *reason, size_t size, const char *args)
         size_t n = 0;
 
         while (*op != '\0') {
-                const char *end = strchr(op, ' '), *at = op;
-                size_t len = end != NULL ? (size_t)(end - op) : strlen(op);
+                const char *at = op;
+                size_t len = sdt_operand_bytes(op);
 
                 if (++n > USDT_SDT_ARG_MAX) {
                         snprintf(reason, size, "more than %d operands in \"%.80s\"",
@@ -115,8 +195,8 @@ usdt_sdt_args_check(char *reason, size_t size, const char *args)
                 if (at + 2 > op + len || strchr("1248", *at) == NULL || at[1] != '@' ||
                     !sdt_location_valid(at + 2, len - (size_t)(at + 2 - op))) {
                         snprintf(reason, size, "operand \"%.*s\" is not an SDT operand "
-                                 "for this architecture (like -8@%%rdi, 8@-16(%%rbp), "
-                                 "-4@$5)", (int)(len < 60 ? len : 60), op);
+                                 "for this architecture (like %s)",
+                                 (int)(len < 60 ? len : 60), op, SDT_OPERAND_EXAMPLES);
                         return reason;
                 }
                 op += len;
@@ -135,8 +215,17 @@ usdt_sdt_args_check(char *reason, size_t size, const char *args)
 /*
  * How many bytes the instruction at a probe site takes, as far as a JIT
  * site needs it: the multi-byte nops (0f 1f /0, with or without a 66
- * prefix) by their length; anything else counts as one byte.
+ * prefix) by their length; anything else counts as one byte. On aarch64
+ * every instruction is 4 bytes.
  */
+#if defined(__aarch64__)
+size_t
+usdt_site_insn_bytes(const unsigned char *site, size_t room)
+{
+        (void)site;
+        return room < 4 ? room : 4;
+}
+#else
 size_t
 usdt_site_insn_bytes(const unsigned char *site, size_t room)
 {
@@ -151,12 +240,42 @@ usdt_site_insn_bytes(const unsigned char *site, size_t room)
         }
         return len <= room ? len : room;
 }
+#endif
 
 /*
  * Write one stub into dst (the bytes that will run at stub_addr), reading
  * its semaphore at semaphore_addr, or, when that is 0, at the stub's own
  * zero bytes. The two addresses must be within 2 GiB of each other.
  */
+#if defined(__aarch64__)
+/*
+ * aarch64: the semaphore is read by "adrp x0, PAGE" (the distance in 4 KiB
+ * pages from the adrp's own page, 21 bits split immlo:immhi) and
+ * "ldrh w0, [x0, OFFSET]" (the offset in that page, in halfwords, 12 bits).
+ * Both are relative to 4 KiB pages, so the stub and its semaphore may be
+ * loaded anywhere as long as they move together by a multiple of 4 KiB, as
+ * the SDT object does (it is mapped at a page boundary). A semaphore is
+ * 2-byte aligned.
+ */
+void
+usdt_stub_write(unsigned char *dst, uintptr_t stub_addr, uintptr_t semaphore_addr)
+{
+        uintptr_t sem = semaphore_addr != 0 ? semaphore_addr
+                                            : stub_addr + USDT_STUB_ZERO;
+        uint64_t pages = (uint64_t)(sem >> 12) -
+                         (uint64_t)((stub_addr + USDT_STUB_SEM_ADRP) >> 12);
+        uint32_t adrp, ldrh;
+
+        memcpy(dst, usdt_stub_template, USDT_STUB_SIZE);
+        memcpy(&adrp, dst + USDT_STUB_SEM_ADRP, sizeof(adrp));
+        memcpy(&ldrh, dst + USDT_STUB_SEM_LDRH, sizeof(ldrh));
+        adrp = (adrp & 0x9f00001fu) | (uint32_t)(pages & 3) << 29 |
+               (uint32_t)((pages >> 2) & 0x7ffff) << 5;
+        ldrh = (ldrh & 0xffc003ffu) | (uint32_t)((sem & 0xfff) >> 1) << 10;
+        memcpy(dst + USDT_STUB_SEM_ADRP, &adrp, sizeof(adrp));
+        memcpy(dst + USDT_STUB_SEM_LDRH, &ldrh, sizeof(ldrh));
+}
+#else
 void
 usdt_stub_write(unsigned char *dst, uintptr_t stub_addr, uintptr_t semaphore_addr)
 {
@@ -167,6 +286,7 @@ usdt_stub_write(unsigned char *dst, uintptr_t stub_addr, uintptr_t semaphore_add
         memcpy(dst, usdt_stub_template, USDT_STUB_SIZE);
         memcpy(dst + USDT_STUB_SEM_FIELD, &displacement, sizeof(displacement));
 }
+#endif
 
 static size_t
 page_round(size_t bytes)
@@ -197,6 +317,8 @@ usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err)
                 unsigned char *stub = mem + i * USDT_STUB_SIZE;
                 usdt_stub_write(stub, (uintptr_t)stub, 0);
         }
+        /* new code: the instruction cache must see it (a no-op on x86) */
+        __builtin___clear_cache((char *)mem, (char *)mem + obj->set.nprobes * USDT_STUB_SIZE);
         if (mprotect(mem, bytes, PROT_READ | PROT_EXEC) != 0) {
                 munmap(mem, bytes);
                 usdt_err_set(err, "failed to allocate page-aligned memory");

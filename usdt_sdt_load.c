@@ -2,14 +2,35 @@
  * Linux: where a provider's SDT object (usdt_elf.c writes its image)
  * lives, and loading it into the process.
  *
- * - default: a memory file (memfd_create), kept open for the object's
- *   life and loaded as /proc/PID/fd/N (not /proc/self/...: gdb -p would
- *   open its own descriptor N). Nothing on disk, ever; survives /tmp
- *   mounted noexec. perf cannot use it (it needs a real path).
- * - USDT_SDT_DIR=DIR: a file DIR/usdt-PID-START-SEQ-PROVIDER.so, in a
- *   directory that must be ours and mode 0700. perf works too. Removed
- *   when the object is retired, and at exit; what a killed process left is
- *   removed by the next enable in that directory.
+ * Where it lives:
+ * - USDT_SDT_DIR=DIR: file mode in DIR, and nowhere else. DIR must be ours
+ *   and mode 0700 (it is created so). When it cannot work (not private,
+ *   noexec, cannot write), enable fails and says why: the user chose it.
+ * - otherwise a memory file (memfd_create with MFD_EXEC), kept open for
+ *   the object's life and loaded as /proc/PID/fd/N (not /proc/self/...:
+ *   gdb -p would open its own descriptor N). Nothing on disk, ever;
+ *   survives /tmp mounted noexec. perf cannot use it (it needs a real path).
+ * - where a memory file cannot be executable (vm.memfd_noexec=2 refuses
+ *   MFD_EXEC with EACCES; a security module may refuse PROT_EXEC), file
+ *   mode in the first of $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp,
+ *   /dev/shm that works (unset ones skipped, one directory tried once), in
+ *   a directory of ours there: BASE/libusdt-EUID, mode 0700. Whether a
+ *   place works is found by trying it, never from mount flags: a file with
+ *   no name (O_TMPFILE) is mapped PROT_EXEC there, and only then is the
+ *   object written and loaded. A place that fails keeps nothing of ours:
+ *   no file, no descriptor, no mapping, and no directory we made for it.
+ *   When none works, enable fails with a message that names each place
+ *   tried and why it failed, and the fix (USDT_SDT_DIR on a file system
+ *   that allows execution).
+ *
+ * File mode: the object is a file DIR/usdt-PID-START-SEQ-PROVIDER.so, so
+ * perf works too; usdt_provider_path names it (obj->file). It is removed
+ * when the object is retired, and at exit (usdt_sdt_unpublish, only in the
+ * process that made it); what a killed process left is removed by the next
+ * enable in that directory. The directory itself stays, empty. A live
+ * object's file is flock()ed (shared) through its descriptor, so a process
+ * in another pid namespace, to which our PID means some other process,
+ * never removes it.
  *
  * The object is loaded with dlopen, so gdb (which reads the loader's list)
  * finds it as well as the tracers that read /proc/PID/maps. Nothing here
@@ -30,11 +51,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -43,6 +66,21 @@
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U        /* Linux 6.3: executable memfd, asked for explicitly */
 #endif
+
+/* Where the image's parts are, for the load. */
+struct sdt_layout {
+        size_t text_offset;
+        size_t semaphores_offset;
+};
+
+/* A directory for file mode, and how errors name it. */
+struct sdt_place {
+        const char *dir;        /* the private directory itself */
+        int chosen;             /* 1: USDT_SDT_DIR ("USDT_SDT_DIR=DIR: ...") */
+        int made;               /* we created it in this attempt */
+};
+
+static unsigned long sequence;  /* file names made; atomic: enables run unlocked */
 
 static int
 write_all(int fd, const unsigned char *data, size_t bytes)
@@ -87,7 +125,9 @@ process_start_time(pid_t pid)
 
 /*
  * Remove what killed processes left in the directory: files named
- * usdt-PID-START-... whose process is gone (or is another process now).
+ * usdt-PID-START-... whose process is gone (or is another process now),
+ * unless some process still holds the file's lock (its maker, seen from
+ * another pid namespace).
  */
 static void
 dir_reap(int dirfd)
@@ -102,7 +142,7 @@ dir_reap(int dirfd)
                 return;
         }
         while ((de = readdir(dir)) != NULL) {
-                int pid;
+                int pid, file;
                 unsigned long long start;
 
                 if (sscanf(de->d_name, "usdt-%d-%llu-", &pid, &start) != 2 || pid <= 0)
@@ -110,82 +150,185 @@ dir_reap(int dirfd)
                 if ((kill(pid, 0) == 0 || errno == EPERM) &&
                     process_start_time(pid) == start)
                         continue;
+                file = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (file >= 0 && flock(file, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+                        close(file);
+                        continue;
+                }
                 unlinkat(dirfd, de->d_name, 0);
+                if (file >= 0)
+                        close(file);
         }
         closedir(dir);
 }
 
-/* Open (creating it if needed) the private directory; -1 with error set. */
-static int
-dir_open(struct usdt_err *err, const char *dir, char **real)
+/* "USDT_SDT_DIR=" before the directory in the messages about a chosen one */
+static const char *
+place_prefix(const struct sdt_place *pl)
 {
+        return pl->chosen ? "USDT_SDT_DIR=" : "";
+}
+
+/* Remove the directory if this attempt made it (and it is empty). */
+static void
+place_unmake(struct sdt_place *pl)
+{
+        if (pl->made)
+                rmdir(pl->dir);
+        pl->made = 0;
+}
+
+/*
+ * Open (creating it if needed) the private directory: a directory, not a
+ * symbolic link, owned by us, mode 0700. Returns its descriptor, with
+ * *real its absolute path (malloc'ed); or -1 with err set.
+ */
+static int
+dir_open(struct usdt_err *err, struct sdt_place *pl, char **real)
+{
+        const char *pre = place_prefix(pl);
         struct stat st;
-        struct statvfs vfs;
         int fd;
 
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: cannot create it: %s",
-                               dir, strerror(errno));
+        pl->made = 0;
+        if (mkdir(pl->dir, 0700) == 0)
+                pl->made = 1;
+        else if (errno != EEXIST) {
+                usdt_err_set(err, "%s%s: cannot create it: %s", pre, pl->dir, strerror(errno));
                 return -1;
         }
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        fd = open(pl->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: %s", dir, strerror(errno));
+                usdt_err_set(err, "%s%s: %s", pre, pl->dir, strerror(errno));
+                place_unmake(pl);
                 return -1;
         }
         if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: must be a directory owned by "
-                               "this user with mode 0700 (others must not write there)", dir);
+                if (pl->chosen)
+                        usdt_err_set(err, "USDT_SDT_DIR=%s: must be a directory owned by "
+                                       "this user with mode 0700 (others must not write there)",
+                                       pl->dir);
+                else
+                        usdt_err_set(err, "%s: not a directory of this user with mode 0700",
+                                     pl->dir);
                 close(fd);
+                place_unmake(pl);
                 return -1;
         }
-        if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC)) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: its file system is mounted "
-                               "noexec, so the probes cannot be mapped; unset "
-                               "USDT_SDT_DIR to use a memory file", dir);
-                close(fd);
-                return -1;
-        }
-        *real = realpath(dir, NULL);
+        *real = realpath(pl->dir, NULL);
         if (*real == NULL) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: %s", dir, strerror(errno));
+                usdt_err_set(err, "%s%s: %s", pre, pl->dir, strerror(errno));
                 close(fd);
+                place_unmake(pl);
                 return -1;
         }
         return fd;
 }
 
 /*
- * Write the image into a file in USDT_SDT_DIR; sets obj->file (what
- * tracers and usdt_provider_path name), obj->fd and obj->path (what
- * dlopen loads: /proc/PID/fd/N of the very file we wrote, so nothing can
- * swap another object in under the name between the write and the load).
+ * Can a file in the directory be mapped executable? Tried on a file with
+ * no name (O_TMPFILE), or, where the file system has none, one that loses
+ * its name at once. Returns 0; an errno when the mapping is refused; or
+ * minus an errno when no file could be made there.
  */
 static int
-store_in_dir(struct usdt_object *obj, struct usdt_err *err,
-             const char *dir, const unsigned char *img, size_t bytes)
+dir_exec_check(int dirfd)
 {
-        static unsigned long sequence;  /* atomic: enables run unlocked */
-        char name[128], *real = NULL;
-        int dirfd, fd;
+        long page = sysconf(_SC_PAGESIZE);
+        char name[128];
+        void *map;
+        int fd, rc = 0;
 
-        dirfd = dir_open(err, dir, &real);
+        fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-try", (int)getpid(),
+                         process_start_time(getpid()),
+                         __atomic_add_fetch(&sequence, 1, __ATOMIC_RELAXED));
+                fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return -errno;
+                unlinkat(dirfd, name, 0);
+        }
+        if (ftruncate(fd, page) != 0) {
+                rc = -errno;
+        } else {
+                map = mmap(NULL, (size_t)page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+                if (map == MAP_FAILED)
+                        rc = errno;
+                else
+                        munmap(map, (size_t)page);
+        }
+        close(fd);
+        return rc;
+}
+
+/*
+ * Write the image into a file in the place's directory, once a file there
+ * is known to map executable; sets obj->file (what tracers and
+ * usdt_provider_path name), obj->fd and obj->path (what dlopen loads:
+ * /proc/PID/fd/N of the very file we wrote, so nothing can swap another
+ * object in under the name between the write and the load). Returns 0, or
+ * -1 with err set and nothing of ours left there.
+ */
+static int
+store_in_dir(struct usdt_object *obj, struct usdt_err *err, struct sdt_place *pl,
+             const unsigned char *img, size_t bytes)
+{
+        const char *pre = place_prefix(pl);
+        char name[128], *real = NULL;
+        struct stat st;
+        int dirfd, fd, rc, attempt;
+
+        dirfd = dir_open(err, pl, &real);
         if (dirfd < 0)
                 return -1;
+        rc = dir_exec_check(dirfd);
+        if (rc != 0) {
+                struct statvfs vfs;
+                int noexec = fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC);
+
+                if (rc < 0)
+                        usdt_err_set(err, "%s%s: cannot create a file there: %s",
+                                     pre, pl->dir, strerror(-rc));
+                else if (noexec && pl->chosen)
+                        usdt_err_set(err, "USDT_SDT_DIR=%s: its file system is mounted "
+                                       "noexec, so the probes cannot be mapped; unset "
+                                       "USDT_SDT_DIR to use a memory file", pl->dir);
+                else if (noexec)
+                        usdt_err_set(err, "%s: mounted noexec", pl->dir);
+                else
+                        usdt_err_set(err, "%s%s: a file there cannot be mapped "
+                                     "executable: %s", pre, pl->dir, strerror(rc));
+                close(dirfd);
+                free(real);
+                place_unmake(pl);
+                return -1;
+        }
         dir_reap(dirfd);
-        snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-%s.so", (int)getpid(),
-                 process_start_time(getpid()),
-                 __atomic_add_fetch(&sequence, 1, __ATOMIC_RELAXED), obj->set.provider);
-        fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Locked before anything else. A reaper in another pid namespace
+         * that got the file first has unlinked it: then make another. */
+        for (attempt = 0; attempt < 4; attempt++) {
+                snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-%s.so", (int)getpid(),
+                         process_start_time(getpid()),
+                         __atomic_add_fetch(&sequence, 1, __ATOMIC_RELAXED), obj->set.provider);
+                fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0 || flock(fd, LOCK_SH) != 0 || fstat(fd, &st) != 0 ||
+                    st.st_nlink > 0)
+                        break;
+                close(fd);
+                fd = -1;
+                errno = ENOENT;
+        }
         if (fd < 0 || write_all(fd, img, bytes) != 0 || fchmod(fd, 0400) != 0) {
-                usdt_err_set(err, "USDT_SDT_DIR=%s: cannot write %s: %s",
-                               dir, name, strerror(errno));
+                usdt_err_set(err, "%s%s: cannot write %s: %s",
+                             pre, pl->dir, name, strerror(errno));
                 if (fd >= 0) {
                         close(fd);
                         unlinkat(dirfd, name, 0);
                 }
                 close(dirfd);
                 free(real);
+                place_unmake(pl);
                 return -1;
         }
         if (asprintf(&obj->file, "%s/%s", real, name) < 0)
@@ -200,6 +343,7 @@ store_in_dir(struct usdt_object *obj, struct usdt_err *err,
                 free(obj->file);
                 free(obj->path);
                 obj->file = obj->path = NULL;
+                place_unmake(pl);
                 usdt_err_set(err, "failed to allocate memory");
                 return -1;
         }
@@ -209,27 +353,117 @@ store_in_dir(struct usdt_object *obj, struct usdt_err *err,
         return 0;
 }
 
-/* Write the image into a sealed memory file; sets obj->fd, obj->path. */
+/* Why a memory file cannot be executable, into err, for the message that
+ * lists the places tried. */
+static void
+memfd_refused(struct usdt_err *err, const char *call, int error)
+{
+        char setting = 0;
+        int fd = open("/proc/sys/vm/memfd_noexec", O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+                if (read(fd, &setting, 1) != 1)
+                        setting = 0;
+                close(fd);
+        }
+        usdt_err_set(err, "executable memory files are refused (%s: %s%s)", call,
+                     strerror(error), setting == '2' ? ", vm.memfd_noexec=2" : "");
+}
+
+/* Where usdt_elf_build writes the image: the memory file itself, mapped
+ * shared, so that the image is written once, in place, with its pages
+ * allocated in one go (MAP_POPULATE) rather than faulted in one by one. */
+struct memfd_place {
+        int fd;
+        void *map;
+        size_t bytes;
+        int error;
+};
+
+static void *
+memfd_place(void *ctx, size_t bytes)
+{
+        struct memfd_place *mp = ctx;
+        void *map;
+
+        if (ftruncate(mp->fd, (off_t)bytes) != 0) {
+                mp->error = errno;
+                return NULL;
+        }
+        map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                   mp->fd, 0);
+        if (map == MAP_FAILED) {
+                mp->error = errno;
+                return NULL;
+        }
+        mp->map = map;
+        mp->bytes = bytes;
+        return map;
+}
+
+/*
+ * Build the image into a sealed memory file; sets obj->fd, obj->path and
+ * the layout. Returns 0; 1 when memory files cannot be executable here
+ * (err says why: file mode elsewhere may work); or -1 with err set.
+ */
 static int
 store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
-               const unsigned char *img, size_t bytes)
+               struct sdt_layout *lay)
 {
+        struct memfd_place mp = { -1, NULL, 0, 0 };
+        long page = sysconf(_SC_PAGESIZE);
+        size_t bytes = 0;
         char name[80];
+        void *map;
         int fd;
 
         snprintf(name, sizeof(name), "libusdt:%s", obj->set.provider);
         fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
         if (fd < 0 && errno == EINVAL)  /* kernels before 6.3 */
                 fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0 || write_all(fd, img, bytes) != 0 ||
-            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-                  F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+                memfd_refused(err, "memfd_create", errno);
+                return 1;
+        }
+        mp.fd = fd;
+        if (fd >= 0 && usdt_elf_image(&obj->set, memfd_place, &mp, &bytes,
+                                      &lay->text_offset, &lay->semaphores_offset) == NULL) {
+                if (mp.map != NULL)
+                        munmap(mp.map, mp.bytes);
+                if (mp.error != 0)
+                        usdt_err_set(err, "cannot make the SDT memory file for "
+                                     "provider %s: %s", obj->set.provider,
+                                     strerror(mp.error));
+                else
+                        usdt_err_set(err, "failed to allocate memory");
+                close(fd);
+                return -1;
+        }
+        if (mp.map != NULL)
+                munmap(mp.map, mp.bytes);       /* no writable mapping may stay */
+        if (fd < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+                            F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
                 usdt_err_set(err, "cannot make the SDT memory file for "
                                "provider %s: %s", obj->set.provider, strerror(errno));
                 if (fd >= 0)
                         close(fd);
                 return -1;
         }
+        /* Tried here, so that a refusal is told from a loader failure */
+        map = mmap(NULL, (size_t)page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+                int error = errno;
+
+                close(fd);
+                if (error == EACCES || error == EPERM) {
+                        memfd_refused(err, "mmap PROT_EXEC", error);
+                        return 1;
+                }
+                usdt_err_set(err, "cannot make the SDT memory file for "
+                               "provider %s: %s", obj->set.provider, strerror(error));
+                return -1;
+        }
+        munmap(map, (size_t)page);
         obj->fd = fd;
         if (asprintf(&obj->path, "/proc/%d/fd/%d", (int)getpid(), fd) < 0) {
                 obj->path = NULL;
@@ -253,44 +487,30 @@ fd_remember(struct usdt_object *obj)
         }
 }
 
-/* Close the object's descriptor if it is still the file we opened. */
-static void
-fd_close_if_ours(struct usdt_object *obj)
+/*
+ * Close fd if it is still the file (device, inode) we opened: a process may
+ * have closed it behind our back and reused the number for its own file.
+ * For the JIT arenas too.
+ */
+void
+usdt_fd_close_if_same(int fd, dev_t dev, ino_t ino)
 {
         struct stat st;
 
-        if (obj->fd >= 0 && fstat(obj->fd, &st) == 0 &&
-            st.st_dev == obj->fd_dev && st.st_ino == obj->fd_ino)
-                close(obj->fd);
-        obj->fd = -1;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+                close(fd);
 }
 
 /*
- * Build, store and load the set's SDT object; without the lock. Sets
- * obj->stubs and obj->semaphores. Returns 0, or -1 with err set and
- * nothing left behind.
+ * Load the stored object (obj->path) and find its stubs and semaphores.
+ * Returns 0, or -1 with err set and the store undone (file removed,
+ * descriptor closed).
  */
-int
-usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
+static int
+sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct sdt_layout *lay)
 {
-        const char *dir = getenv("USDT_SDT_DIR");
         struct link_map *map = NULL;
-        size_t bytes = 0, text_offset = 0, semaphores_offset = 0;
-        unsigned char *img;
-        int rc;
 
-        img = usdt_elf_image(&obj->set, &bytes, &text_offset, &semaphores_offset);
-        if (img == NULL) {
-                usdt_err_set(err, "failed to allocate memory");
-                return -1;
-        }
-        if (dir != NULL && dir[0] != '\0')
-                rc = store_in_dir(obj, err, dir, img, bytes);
-        else
-                rc = store_in_memfd(obj, err, img, bytes);
-        free(img);
-        if (rc != 0)
-                return -1;
         fd_remember(obj);
         /* RTLD_LOCAL: its symbols never interpose on anyone's */
         obj->dl = dlopen(obj->path, RTLD_NOW | RTLD_LOCAL);
@@ -303,10 +523,122 @@ usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
                 return -1;
         }
         obj->load_base = (uintptr_t)map->l_addr;
-        obj->load_bytes = (semaphores_offset + 2 * obj->set.nprobes + 4095) / 4096 * 4096;
-        obj->stubs = (unsigned char *)map->l_addr + text_offset;
-        obj->semaphores = (volatile uint16_t *)(map->l_addr + semaphores_offset);
+        obj->load_bytes = (lay->semaphores_offset + 2 * obj->set.nprobes + 4095) / 4096 * 4096;
+        obj->stubs = (unsigned char *)map->l_addr + lay->text_offset;
+        obj->semaphores = (volatile uint16_t *)(map->l_addr + lay->semaphores_offset);
         return 0;
+}
+
+/*
+ * Memory files cannot be executable (err says why): file mode in the first
+ * candidate directory that works. Returns 0 with the object loaded, or -1
+ * with err naming every place tried, why each failed, and the fix.
+ */
+static int
+load_from_fallback_dir(struct usdt_object *obj, struct usdt_err *err,
+                       const unsigned char *img, size_t bytes,
+                       const struct sdt_layout *lay)
+{
+        static const char fix[] = "; to fix it, set USDT_SDT_DIR to a directory "
+                                  "on a file system that allows execution";
+        const char *bases[] = { getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR"),
+                                "/tmp", "/var/tmp", "/dev/shm" };
+        struct stat seen[sizeof(bases) / sizeof(bases[0])];
+        char memfd_why[sizeof(err->text)], tried[2 * sizeof(err->text)], dir[PATH_MAX];
+        char head[2 * sizeof(err->text)];
+        size_t nseen = 0, i, j, len = 0;
+        int room;
+
+        snprintf(memfd_why, sizeof(memfd_why), "%s", err->text);
+        tried[0] = '\0';
+        for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+                struct sdt_place pl = { dir, 0, 0 };
+                struct usdt_err why;
+                struct stat st;
+                size_t base_len;
+                int n;
+
+                if (bases[i] == NULL || bases[i][0] == '\0')
+                        continue;
+                if (stat(bases[i], &st) == 0) {        /* each directory once */
+                        for (j = 0; j < nseen; j++)
+                                if (seen[j].st_dev == st.st_dev && seen[j].st_ino == st.st_ino)
+                                        break;
+                        if (j < nseen)
+                                continue;
+                        seen[nseen++] = st;
+                }
+                base_len = strlen(bases[i]);
+                while (base_len > 1 && bases[i][base_len - 1] == '/')
+                        base_len--;
+                n = snprintf(dir, sizeof(dir), "%.*s/libusdt-%u", (int)base_len,
+                             base_len == 1 && bases[i][0] == '/' ? "" : bases[i],
+                             (unsigned)geteuid());
+                if (n < 0 || (size_t)n >= sizeof(dir)) {
+                        usdt_err_set(&why, "%.40s...: path too long", bases[i]);
+                } else if (store_in_dir(obj, &why, &pl, img, bytes) == 0) {
+                        struct usdt_err load_why;
+
+                        if (sdt_dlopen(obj, &load_why, lay) == 0)
+                                return 0;
+                        place_unmake(&pl);
+                        usdt_err_set(&why, "%s: %s", dir, load_why.text);
+                }
+                n = snprintf(tried + len, sizeof(tried) - len, "%s%s",
+                             len > 0 ? "; " : "", why.text);
+                if (n > 0)
+                        len += (size_t)n < sizeof(tried) - len ? (size_t)n : sizeof(tried) - len - 1;
+        }
+        /* The fix is never cut off: a list too long loses its end. */
+        snprintf(head, sizeof(head), "cannot publish provider %s: %s, and no "
+                 "directory could hold its SDT object: ", obj->set.provider, memfd_why);
+        room = (int)sizeof(err->text) - 1 - (int)strlen(head) - (int)strlen(fix);
+        if (room < 4)
+                room = 4;
+        usdt_err_set(err, "%s%.*s%s%s", head, (int)len > room ? room - 3 : (int)len,
+                     tried, (int)len > room ? "..." : "", fix);
+        return -1;
+}
+
+/*
+ * Build, store and load the set's SDT object; without the lock. Sets
+ * obj->stubs and obj->semaphores. Returns 0, or -1 with err set and
+ * nothing left behind.
+ */
+int
+usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
+{
+        const char *dir = getenv("USDT_SDT_DIR");
+        struct sdt_layout lay = { 0, 0 };
+        unsigned char *img = NULL;
+        size_t bytes = 0;
+        int rc;
+
+        if (dir == NULL || dir[0] == '\0') {
+                rc = store_in_memfd(obj, err, &lay);
+                if (rc == 0)
+                        return sdt_dlopen(obj, err, &lay) == 0 ? 0 : -1;
+                if (rc < 0)
+                        return -1;
+        }
+        /* file mode: USDT_SDT_DIR, or no executable memory file here */
+        img = usdt_elf_image(&obj->set, NULL, NULL, &bytes, &lay.text_offset,
+                             &lay.semaphores_offset);
+        if (img == NULL) {
+                usdt_err_set(err, "failed to allocate memory");
+                return -1;
+        }
+        if (dir != NULL && dir[0] != '\0') {
+                struct sdt_place pl = { dir, 1, 0 };
+
+                rc = store_in_dir(obj, err, &pl, img, bytes);
+                if (rc == 0)
+                        rc = sdt_dlopen(obj, err, &lay);
+        } else {
+                rc = load_from_fallback_dir(obj, err, img, bytes, &lay);
+        }
+        free(img);
+        return rc == 0 ? 0 : -1;
 }
 
 /* The object will not be published again: remove its file now, so no
@@ -349,7 +681,8 @@ usdt_sdt_unload(struct usdt_object *obj)
                 }
         }
         obj->dl = NULL;
-        fd_close_if_ours(obj);
+        usdt_fd_close_if_same(obj->fd, obj->fd_dev, obj->fd_ino);
+        obj->fd = -1;
         free(obj->path);
         obj->path = NULL;
         free(obj->file);

@@ -1,3 +1,7 @@
+//go:build 386
+// For build systems that assemble every .s file they find (Go's, with
+// cgo): this file is for i386 only. GNU as reads these lines as comments.
+
 /*
  * i386 tracepoint stub template and argument marshaller (cdecl).
  *

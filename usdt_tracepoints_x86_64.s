@@ -1,35 +1,50 @@
+//go:build amd64
+// For build systems that assemble every .s file they find (Go's, with
+// cgo): this file is for x86_64 only. GNU as reads these lines as comments.
+
 /*
  * x86_64 tracepoint stub template and argument marshaller (System V ABI).
  *
  * usdt_stub_template is copied once per probe (USDT_STUB_SIZE = 48 bytes,
  * stubs 16-byte aligned); usdt_probe.c patches the 32-bit displacement at
- * offset 3 so the cmpw reads that probe's semaphore. Byte offsets below are
+ * offset 9 so the cmpw reads that probe's semaphore. Byte offsets below are
  * the ones usdt_internal.h names and the test suite checks.
  *
- * Is-enabled function (offset 0, called through isenabled_addr):
- *   0  66 83 3d d32 00   cmpw $0,sem(%rip)   SDT semaphore, counted by the kernel
- *   8  75 06             jne 16              a Linux tracer is attached: 1
- *  10  48 33 c0          xor %rax,%rax       the `dtrace -G` is-enabled pattern:
- *  13  90                nop                 DTrace's is-enabled site: fasttrap
- *  14  90                nop                 sets %rax to 1 and skips the nop
- *  15  c3                ret                 returns 0, or 1 under DTrace
- *  16  b8 01 00 00 00    mov $1,%eax
- *  21  c3                ret
- *  22  00 00             a zero semaphore, for stubs that have none
- *  24  cc x 8            padding (int3)
+ * Every target of an indirect call or jump starts with endbr64 (CET IBT),
+ * every call returns with ret (CET shadow stacks), and the file is marked
+ * IBT and SHSTK (.note.gnu.property, at the end).
  *
- * Probe part (offset 32, probe_addr), entered by a jmp from usdt_probe_args
- * with the arguments in place and the return address in %r11:
- *  32  0f 1f 44 00 00    nopl 0(%rax,%rax)   the uprobe site of the SDT note.
- *                        A 5-byte nop: kernels with the optimised uprobe path
- *                        turn it into a call, which writes 8 bytes below
- *                        %rsp; nothing live is there. 16-byte aligned, so it
- *                        never crosses a page.
- *  37  90 90 90 90 90    DTrace's probe site (what `dtrace -G` puts in place
- *                        of a call): arguments 1-6 in %rdi..%r9, the 7th on
- *                        at 0(%rsp), 8(%rsp), ...
- *  42  41 ff e3          jmp *%r11           back to usdt_probe_args
- *  45  cc cc cc
+ * Is-enabled function (offset 0, called through isenabled_addr):
+ *   0  f3 0f 1e fa       endbr64
+ *   4  31 c0             xor %eax,%eax
+ *   6  66 83 3d d32 00   cmpw $0,sem(%rip)   SDT semaphore, counted by the kernel
+ *  14  0f 95 c0          setne %al           1 while a Linux tracer is attached
+ *  17  90                nop                 DTrace's is-enabled site: fasttrap
+ *                                            sets %rax to 1 and skips the nop
+ *  18  c3                ret
+ *  19  00 00             a zero semaphore, for stubs that have none
+ *
+ * DTrace part (offset 21), entered by a jmp from usdt_probe_args with the
+ * arguments in place, as at a compiled call site whose call `dtrace -G`
+ * replaced by nops (arguments 1-6 in %rdi..%r9, the 7th on at 0(%rsp),
+ * 8(%rsp), ...), and the return address in %r11:
+ *  21  f3 0f 1e fa       endbr64
+ *  25  90 90 90 90 90    DTrace's probe site
+ *  30  41 ff e3          jmp *%r11           back to usdt_probe_args
+ *
+ * SDT part (offset 33, probe_addr), called by usdt_probe_args: a function
+ * of its own, so one unwind rule (CFA = %rsp + 8, the return address at
+ * 0(%rsp)) holds for every byte of a stub that a tracer stops at, and
+ * debuggers and profilers walk from the site into the caller's frames:
+ *  33  f3 0f 1e fa       endbr64
+ *  37  0f 1f 44 00 00    nopl 0(%rax,%rax)   the uprobe site of the SDT note:
+ *                        arguments 1-6 in %rdi..%r9, the 7th on at 8(%rsp),
+ *                        16(%rsp), ... A 5-byte nop: kernels with the
+ *                        optimised uprobe path turn it into a call, which
+ *                        writes 8 bytes below %rsp; nothing live is there.
+ *                        Inside bytes 32..47, so never across a page.
+ *  42  c3                ret
+ *  43  cc x 5
  */
         .text
 
@@ -39,52 +54,69 @@
         .hidden usdt_stub_template_end
         .p2align 4
 usdt_stub_template:
+        endbr64
+        xor     %eax, %eax
         cmpw    $0, 0(%rip)             /* displacement patched per stub */
-        jne     1f
-        .byte   0x48, 0x33, 0xc0        /* xor %rax,%rax (33 /r, as dtrace -G) */
+        setne   %al
         nop                             /* DTrace is-enabled site */
-        nop
         ret
-1:      movl    $1, %eax
-        ret
-        .byte   0x00, 0x00              /* the zero semaphore (offset 22) */
-        .byte   0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc
-        /* offset 32: probe_addr */
-        .byte   0x0f, 0x1f, 0x44, 0x00, 0x00   /* SDT site: nopl 0(%rax,%rax) */
+        .byte   0x00, 0x00              /* the zero semaphore (offset 19) */
+        /* offset 21: the DTrace part */
+        endbr64
         .byte   0x90, 0x90, 0x90, 0x90, 0x90   /* DTrace probe site */
         jmp     *%r11
-        .byte   0xcc, 0xcc, 0xcc
+        /* offset 33: the SDT part, probe_addr */
+        endbr64
+        .byte   0x0f, 0x1f, 0x44, 0x00, 0x00   /* SDT site: nopl 0(%rax,%rax) */
+        ret
+        .byte   0xcc, 0xcc, 0xcc, 0xcc, 0xcc
 usdt_stub_template_end:
 
 /*
- * usdt_tracepoint_noop: where a withdrawn handle's probe_addr points. Same
- * entry convention as a stub's probe part: return through %r11.
+ * Where a withdrawn handle's probe_addr points: usdt_tracepoint_noop does
+ * what a stub's SDT part does (returns), and 12 bytes before it (as the
+ * DTrace part sits 12 bytes before the SDT part) what its DTrace part
+ * does (jumps back through %r11), so a fire that read a handle half-way
+ * through its withdrawal runs harmlessly either way.
  */
+        .p2align 4
+usdt_tracepoint_noop_dtrace:
+        endbr64
+        jmp     *%r11
+        .byte   0xcc, 0xcc, 0xcc, 0xcc, 0xcc
         .globl  usdt_tracepoint_noop
         .hidden usdt_tracepoint_noop
         .type   usdt_tracepoint_noop, @function
-        .p2align 4
 usdt_tracepoint_noop:
-        jmp     *%r11
+        endbr64
+        ret
         .size   usdt_tracepoint_noop, .-usdt_tracepoint_noop
 
 /*
- * void usdt_probe_args(void *probe_addr, size_t argc, void **argv)
+ * void usdt_probe_args(void *probe_addr, size_t argc, void **argv, int dtrace)
  *
  * Puts argv[0..argc) where a compiled-in probe's arguments would be at its
- * site (%rdi, %rsi, %rdx, %rcx, %r8, %r9, then 0(%rsp), 8(%rsp), ...),
- * jumps into the stub's probe part with the return address in %r11, and
- * returns. Uses only caller-saved registers; %rbx, %rbp, %r12-%r15 and the
- * stack are as they were on return. Reads no argv entry at or past argc.
+ * site (%rdi, %rsi, %rdx, %rcx, %r8, %r9, then on the stack), calls the
+ * stub's SDT part, then, when dtrace is non-zero, jumps into its DTrace
+ * part with the return address in %r11, and returns. Keeps a frame-pointer
+ * frame (and CFI for it), so tracers unwind through it. Uses only
+ * caller-saved registers; %rbx, %rbp, %r12-%r15 and the stack are as they
+ * were on return. Reads no argv entry at or past argc.
  */
         .globl  usdt_probe_args
         .hidden usdt_probe_args
         .type   usdt_probe_args, @function
         .p2align 4
 usdt_probe_args:
+        .cfi_startproc
+        endbr64
         push    %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset %rbp, -16
         mov     %rsp, %rbp
-        mov     %rdi, %r10              /* the stub's probe part */
+        .cfi_def_cfa_register %rbp
+        push    %rcx                    /* dtrace, at -8(%rbp) */
+        push    %rdi                    /* the SDT part, at -16(%rbp) */
         mov     %rdx, %rax              /* argv */
         mov     %rsi, %r11              /* argc */
         cmp     $6, %r11
@@ -117,10 +149,18 @@ usdt_probe_args:
         cmp     $6, %r11
         jb      3f
         mov     40(%rax), %r9
-3:      lea     4f(%rip), %r11          /* the stub returns here */
-        jmp     *%r10
-4:      leave
+3:      mov     -16(%rbp), %r10
+        call    *%r10                   /* the SDT part: arguments 7+ at 8(%rsp) */
+        cmpl    $0, -8(%rbp)
+        je      4f
+        lea     4f(%rip), %r11          /* the DTrace part returns here */
+        sub     $12, %r10               /* USDT_STUB_ENTRY - USDT_STUB_DTRACE_ENTRY */
+        jmp     *%r10                   /* arguments 7+ at 0(%rsp), registers kept */
+4:      endbr64
+        leave
+        .cfi_def_cfa %rsp, 8
         ret
+        .cfi_endproc
         .size   usdt_probe_args, .-usdt_probe_args
 
 /*
@@ -176,6 +216,8 @@ usdt_fire_probe_cs:
         .type   usdt_is_enabled, @function
         .p2align 4
 usdt_is_enabled:
+        .cfi_startproc
+        endbr64
         test    %rdi, %rdi
         jz      .Lie_zero                       /* NULL: 0 */
         mov     usdt_rseq_tls(%rip), %rax
@@ -206,6 +248,7 @@ usdt_is_enabled:
         .long   RSEQ_SIG                        /* an abort handler are the signature */
 .Lie_abort:
         jmp     .Lie_again
+        .cfi_endproc
         .size   usdt_is_enabled, .-usdt_is_enabled
 
 /* void usdt_fire_probe(usdt_probe_t *probe, size_t argc, void **argv) */
@@ -213,6 +256,8 @@ usdt_is_enabled:
         .type   usdt_fire_probe, @function
         .p2align 4
 usdt_fire_probe:
+        .cfi_startproc
+        endbr64
         test    %rdi, %rdi
         jz      .Lfp_done                       /* NULL: nothing */
         mov     usdt_rseq_tls(%rip), %rax
@@ -238,6 +283,23 @@ usdt_fire_probe:
         .long   RSEQ_SIG
 .Lfp_abort:
         jmp     .Lfp_again
+        .cfi_endproc
         .size   usdt_fire_probe, .-usdt_fire_probe
+
+/*
+ * CET: every function here is fit for indirect branch tracking and shadow
+ * stacks, so the object says so, and a program built with -fcf-protection
+ * keeps both when it links the library.
+ */
+        .section .note.gnu.property,"a"
+        .p2align 3
+        .long   4                       /* name size */
+        .long   16                      /* descriptor size */
+        .long   5                       /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .long   0xc0000002              /* GNU_PROPERTY_X86_FEATURE_1_AND */
+        .long   4
+        .long   3                       /* IBT | SHSTK */
+        .long   0
 
         .section .note.GNU-stack,"",@progbits

@@ -4,24 +4,26 @@
 # what DTrace's fasttrap expects, read back from the live stub memory.
 use strict;
 use warnings;
+no warnings 'portable';    # 64-bit addresses in hex
 use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
-use USDTTest qw(driver);
+use USDTTest qw(bpftrace driver tracer_missing tracer_stop tracer_wait);
 use DOFReader qw(parse parse_file build);
 
 my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver($exe ? (_exe => $exe) : ());
 my ($arch) = $d->cmd('arch') =~ /^arch (\S+)/;
+my ($pid) = $d->cmd('pid') =~ /^pid (\d+)/;
 my $tmp = tempdir(CLEANUP => 1);
 
 # What the stub holds around each site, per architecture (see the .s files).
 my $expect = {
-    x86_64 => { model => 2, ptr => 8, probe_off => 37, enabled_off => 13,
+    x86_64 => { model => 2, ptr => 8, probe_off => 25, enabled_off => 17,
                 probe_bytes => '90 90 90 90 90',
-                # xor %rax,%rax; nop (the site); nop; ret
-                enabled_at => -3, enabled_bytes => '48 33 c0 90 90 c3',
-                sdt_off => 32, sdt_bytes => '0f 1f 44 00 00' },
+                # setne %al; nop (the site); ret; the zero semaphore
+                enabled_at => -3, enabled_bytes => '0f 95 c0 90 c3 00',
+                sdt_off => 37, sdt_bytes => '0f 1f 44 00 00' },
     i386   => { model => 1, ptr => 4, probe_off => 38, enabled_off => 18,
                 probe_bytes => '90 90 90 90 90',
                 # xor %eax,%eax; nop (the site); nop; nop; ret
@@ -70,7 +72,7 @@ sub check_probes {
         is mem($p->{addr} + $expect->{probe_off}, 5), $expect->{probe_bytes},
             "$name: a nop sled at the probe offset";
         is mem($p->{addr} + $expect->{enabled_off} + $expect->{enabled_at}, 6),
-            $expect->{enabled_bytes}, "$name: the is-enabled offset is the nop after the xor";
+            $expect->{enabled_bytes}, "$name: the is-enabled offset is a nop before the return";
         is mem($p->{addr} + $expect->{sdt_off}, 5), $expect->{sdt_bytes},
             "$name: the SDT site is a 5-byte nop";
     }
@@ -144,7 +146,10 @@ subtest 'long names at the limits and a NULL type' => sub {
     $d->ok_all('free l');
 };
 
-subtest '2000 probes' => sub {
+# Many probes: the provider is enabled and published, every handle is
+# live, the DOF document names exactly those stubs, and the last probe
+# fires into a tracer.
+subtest '2000 probes: enabled, published, each handle live and in the DOF' => sub {
     $d->ok_all('provider big big mod');
     my @defs;
     for my $i (1 .. 2000) {
@@ -152,15 +157,43 @@ subtest '2000 probes' => sub {
         push @defs, ["f$i", "p$i", 'int', 'char *'];
     }
     $d->ok_all('enable big');
+    is $d->cmd('pfields big'), 'name big module mod probes 2000 enabled 1 error null file set',
+        'the provider is enabled, with its object';
+    my %handle;     # is-enabled address => probe number
+    my @null;
+    for my $i (1 .. 2000) {
+        my $h = $d->cmd("handle b$i");
+        if ($h =~ /^handle (0x[0-9a-f]+) 0x[0-9a-f]+$/) { $handle{hex $1} = $i } else { push @null, $i }
+    }
+    is_deeply \@null, [], 'every probe has a handle';
+    is scalar keys %handle, 2000, 'each its own stub';
     my $doc = dof_of('big');
     is scalar @{ $doc->{probes} }, 2000;
+    is_deeply [ map { $handle{$_->{addr}} // 'not a live stub' } @{ $doc->{probes} } ], [ 1 .. 2000 ],
+        "each probe's DOF address is its live handle's stub, in order";
     # spot-check the records and the bytes of every 97th probe
     my @pick = grep { $_ % 97 == 0 } 0 .. 1999;
     check_probes({ subset => 1, probes => [ @{ $doc->{probes} }[@pick] ] }, @defs[@pick]);
     is_deeply [ map { $_->{argidx} } @{ $doc->{probes} } ], [ map { 2 * $_ } 0 .. 1999 ],
         'argument indexes run on across probes';
-    $d->ok_all('free big');
 };
+
+# On i386 the driver runs under qemu, which the tracers cannot follow.
+SKIP: {
+    my $why = $arch ne 'x86_64' ? "tracers are not run on $arch (the driver runs under qemu)"
+            : tracer_missing('bpftrace');
+    skip $why, 1 if $why;
+    subtest 'the 2000th probe fires into bpftrace' => sub {
+        my $bt = bpftrace('-p', $pid, 'usdt::big:p2000 { printf("p2000 %lld %s\n", arg0, str(arg1)); }');
+        is $d->cmd('wait b2000 1 20000'), '1', 'bpftrace attached: it is enabled';
+        is $d->cmd('isenabled b1999'), '0', 'the one before it is not';
+        is $d->cmd('guarded b2000 1 i:2000 s:last'), 'fired 1';
+        ok tracer_wait($bt, qr/^p2000 2000 last$/m), 'bpftrace printed it';
+        like tracer_stop($bt), qr/^p2000 2000 last$/m;
+        is $d->cmd('wait b2000 0 20000'), '0';
+    };
+}
+$d->ok_all('free big');
 
 subtest 'usdt_provider_dof errors' => sub {
     $d->ok_all('provider e empty mod');

@@ -12,9 +12,10 @@ my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver($exe ? (_exe => $exe) : ());
 my ($arch) = $d->cmd('arch') =~ /^arch (\S+)/;
 my ($w, @where) = $arch eq 'x86_64'
-    ? (8, qw(%rdi %rsi %rdx %rcx %r8 %r9), map { 8 * $_ . '(%rsp)' } 0 .. 5)
+    # x86_64: the SDT part is called, so the return address is at 0(%rsp)
+    ? (8, qw(%rdi %rsi %rdx %rcx %r8 %r9), map { 8 * $_ . '(%rsp)' } 1 .. 6)
     : (4, map { 4 * $_ . '(%esp)' } 0 .. 11);
-my $site = $arch eq 'x86_64' ? 32 : 33;
+my $site = $arch eq 'x86_64' ? 37 : 33;
 
 my @counts = (0, 1, 6, 7, 12, 32);
 $d->ok_all('provider p sdt-prov mod');
@@ -63,12 +64,27 @@ like $all, qr/FUNC\s+GLOBAL DEFAULT\s+\d+ sdt-prov_fn_args-0\b/, 'each stub has 
 like $all, qr/OBJECT\s+GLOBAL DEFAULT\s+\d+ sdt__prov_args__0_semaphore\b/, 'and each semaphore one';
 like $all, qr/\(SONAME\)\s+Library soname: \[libusdt-sdt-prov\]/, 'a soname';
 
-# the process maps no segment writable and executable at once
-my ($pid) = $d->cmd('pid') =~ /(\d+)/;
-open my $maps, '<', "/proc/$pid/maps" or die;
-my @wx = grep { (split ' ')[1] =~ /w.x/ } <$maps>;
-is_deeply \@wx, [], 'no mapping of the process is writable and executable'
-    unless $ENV{USDT_TEST_EMULATED};   # qemu's own code cache is W+X
+# The mappings of a process that are writable and executable at once: the
+# w and the x of the permissions field ("rwxp").
+sub wx_mappings {
+    my ($pid) = @_;
+    open my $maps, '<', "/proc/$pid/maps" or die "/proc/$pid/maps: $!";
+    return grep { my $perms = (split ' ')[1]; substr($perms, 1, 1) eq 'w' && substr($perms, 2, 1) eq 'x' } <$maps>;
+}
+
+SKIP: {
+    skip "under qemu user-mode emulation: qemu's own code cache is writable and executable", 3
+        if $ENV{USDT_TEST_EMULATED};
+    my ($pid) = $d->cmd('pid') =~ /(\d+)/;
+    is_deeply [ wx_mappings($pid) ], [], 'no mapping of the process is writable and executable';
+    # and that check sees one when there is one
+    my $wx = driver($exe ? (_exe => $exe) : ());
+    my ($wxpid) = $wx->cmd('pid') =~ /(\d+)/;
+    my ($addr) = $wx->cmd('wxmap') =~ /^wxmap 0x([0-9a-f]+)$/;
+    is_deeply [ map { /^([0-9a-f]+)-/ } wx_mappings($wxpid) ], [ $addr ],
+        'the check finds a page the driver mapped readable, writable and executable';
+    is $wx->close, 0;
+}
 
 $d->ok_all('free p');
 is $d->close, 0;
