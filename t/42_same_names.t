@@ -1,0 +1,37 @@
+# Several providers with the same name (a binding that makes one per
+# module, or a provider made again before the old one is freed): each has
+# its own object and path. Traced by path (`usdt:PATH:prov:probe`, no -p),
+# bpftrace counts exactly that object's fires. (bpftrace 0.17 given -p
+# attaches every same-named probe to one of the objects, with or without a
+# path, so its counts are wrong there: the README says to trace by path.)
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use USDTTest qw(bpftrace driver tracer_stop);
+
+my $exe = $ENV{USDT_TEST_EXE};
+my $d = driver($exe ? (_exe => $exe) : ());
+my ($pid) = $d->cmd('pid') =~ /^pid (\d+)$/;
+$d->ok_all('provider p1 samename mod', 'provider p2 samename mod',
+           'probe a fn hit int', 'probe b fn hit int', 'add p1 a', 'add p2 b',
+           'enable p1', 'enable p2');
+my ($path1) = $d->cmd('path p1') =~ /^path (\S+)$/;
+my ($path2) = $d->cmd('path p2') =~ /^path (\S+)$/;
+isnt $path1, $path2, 'two objects, two paths';
+
+subtest 'by path: each bpftrace counts exactly its own object\'s fires' => sub {
+    my $bt1 = bpftrace("usdt:$path1:samename:hit { \@n = count(); \@v = sum(arg0); }");
+    my $bt2 = bpftrace("usdt:$path2:samename:hit { \@n = count(); \@v = sum(arg0); }");
+    is $d->cmd('fire a i:1'), 'fired 1';
+    is $d->cmd('fire b i:100'), 'fired 1';
+    is $d->cmd('fire b i:100'), 'fired 1';
+    my $out1 = tracer_stop($bt1);
+    my $out2 = tracer_stop($bt2);
+    like $out1, qr/^\@n: 1\n+\@v: 1$/m, "$path1: its one fire";
+    like $out2, qr/^\@n: 2\n+\@v: 200$/m, "$path2: its two fires";
+};
+
+$d->ok_all('free p1', 'free p2');
+is $d->close, 0;
+done_testing;
