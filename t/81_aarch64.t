@@ -1,0 +1,266 @@
+# ARCH=aarch64: the library and driver cross-built for 64-bit ARM from a
+# copy of the tree, the way a binding builds it (make ARCH=aarch64
+# CC="clang --target=aarch64-linux-gnu"), then everything that needs no
+# tracer runs under qemu-aarch64 (user-mode emulation): the API contract,
+# the marshaller (0..32 arguments, registers kept), the SDT object and its
+# notes, a semaphore turned on by hand the way the kernel does it, and gdb
+# through qemu's gdb stub. The uprobe-based tracers cannot follow a process
+# through qemu-user (the kernel sees qemu's x86 code, not the aarch64
+# object's), so bpftrace and perf are not run on aarch64 here. Under
+# CI=true a missing cross toolchain, qemu or gdb-multiarch fails.
+use strict;
+use warnings;
+no warnings 'portable';    # 64-bit addresses in hex
+use Test::More;
+use File::Temp qw(tempdir);
+use lib 't/lib';
+use IO::Socket::INET;
+use USDTTest qw(driver run_capture top_dir semaphore_address tracer_start tracer_stop
+                tracer_wait);
+
+my $cc = 'clang --target=aarch64-linux-gnu';
+my $sysroot = '/usr/aarch64-linux-gnu';
+
+# What the cross build and the emulation need (.ci/setup.sh installs them).
+my @missing;
+push @missing, 'qemu-aarch64 (qemu-user)' unless USDTTest::installed('qemu-aarch64');
+push @missing, 'clang (clang)' unless USDTTest::installed('clang');
+push @missing, 'aarch64-linux-gnu-ld (binutils-aarch64-linux-gnu)'
+    unless USDTTest::installed('aarch64-linux-gnu-ld');
+push @missing, "$sysroot/lib/libc.so.6 (libc6-dev-arm64-cross)"
+    unless -e "$sysroot/lib/libc.so.6" && -e "$sysroot/include/stdio.h";
+push @missing, 'libgcc for aarch64 (libgcc-12-dev-arm64-cross)'
+    unless glob '/usr/lib/gcc-cross/aarch64-linux-gnu/*/libgcc.a';
+if (@missing) {
+    my $why = 'missing for the aarch64 tests: ' . join(', ', @missing);
+    die "CI=true: $why. In CI this fails the suite (.ci/setup.sh installs them)\n"
+        if USDTTest::in_ci();
+    plan skip_all => $why;
+}
+
+my $top = top_dir();
+my $tmp = tempdir(CLEANUP => 1);
+system('cp', glob("$top/*.[chs]"), "$top/Makefile", $tmp) == 0 or die;
+
+# --- The build -----------------------------------------------------------
+
+my ($st, $out) = run_capture('make', '-C', $tmp, 'ARCH=aarch64', "CC=$cc", 'all', 'test_usdt');
+is $st, 0, "make ARCH=aarch64 CC=\"$cc\" all test_usdt" or diag $out;
+unlike $out, qr/warning/i, 'no warnings' or diag $out;
+my (undef, $file) = run_capture('file', '-L', "$tmp/test_usdt");
+like $file, qr/ELF 64-bit LSB .*ARM aarch64/, 'an aarch64 driver';
+my (undef, $members) = run_capture('ar', 't', "$tmp/libusdt.a");
+my @members = split ' ', $members;
+my (undef, $headers) = run_capture('readelf', '-h', "$tmp/libusdt.a");
+my @machines = $headers =~ /^\s+Machine:\s+(.*?)\s*$/mg;
+is scalar @machines, scalar @members, 'readelf reads every archive member (' . scalar(@members) . ')';
+is_deeply [ grep { $_ ne 'AArch64' } @machines ], [], 'and every one is an AArch64 object';
+my (undef, $dry) = run_capture('make', '-C', $tmp, '-n', '-B', 'ARCH=arm64', "CC=$cc", 'usdt_tracepoints.o');
+like $dry, qr/usdt_tracepoints_aarch64\.s/, "ARCH=arm64 (node's name) selects aarch64 too";
+unlike $dry, qr/-m64|-m32/, 'and passes no -m64 to the aarch64 compiler';
+
+# `make aarch64` builds a second copy in build/aarch64; here with branch
+# protection on, as a distribution that enables it by default would.
+($st, $out) = run_capture('make', '-C', $tmp, 'aarch64',
+                          'CFLAGS=-O2 -g -mbranch-protection=standard');
+is $st, 0, 'make aarch64 (build/aarch64), with -mbranch-protection=standard' or diag $out;
+unlike $out, qr/warning/i, 'no warnings' or diag $out;
+my (undef, $props) = run_capture('readelf', '-n', "$tmp/build/aarch64/libusdt.a");
+my @marked = $props =~ /AArch64 feature: BTI, PAC/g;
+is scalar @marked, scalar @members, 'every archive member is marked BTI and PAC, the .s file too';
+
+my $qemu = "qemu-aarch64 -L $sysroot";
+my $runner = "$qemu $tmp/test_usdt";
+my $bti_runner = "$qemu $tmp/build/aarch64/test_usdt";
+
+# --- The tracer-free test files, with the aarch64 driver -------------------
+
+{
+    local $ENV{USDT_TEST_EXE} = $runner;
+    local $ENV{USDT_TEST_EMULATED} = 1;
+    my ($pst, $pout) = run_capture('prove', '-I', "$top/t/lib", "$top/t/15_marshal.t");
+    is $pst, 0, 'aarch64: t/15_marshal.t (0..32 arguments, callee-saved registers kept)' or diag $pout;
+    local $ENV{USDT_TEST_EXE} = $bti_runner;
+    ($pst, $pout) = run_capture('prove', '-I', "$top/t/lib", "$top/t/15_marshal.t");
+    is $pst, 0, 'aarch64, branch protection on: t/15_marshal.t' or diag $pout;
+}
+
+# t/10_api.t expects the x86 text for USDT_BACKEND=dof (DTrace's helper
+# device is missing); aarch64 refuses dof before that, with its own text,
+# checked below. Every other subtest must pass as it is.
+my $dof_subtest = 'USDT_BACKEND=dof on a host without DTrace: a clear error naming the device';
+my $dof_error = 'error USDT_BACKEND=dof is not supported on aarch64: the DOF backend (DTrace) '
+              . 'has stubs for x86 only; use USDT_BACKEND=sdt or auto';
+{
+    local $ENV{USDT_TEST_EXE} = $runner;
+    local $ENV{USDT_TEST_EMULATED} = 1;
+    my ($ast, $tap) = run_capture($^X, '-I', "$top/t/lib", "$top/t/10_api.t");
+    my @failed = $tap =~ /^not ok \d+ - (.*)$/mg;
+    my @passed = $tap =~ /^ok \d+ - (.*)$/mg;
+    ok @passed >= 10, 'aarch64: t/10_api.t ran (' . scalar(@passed) . ' subtests passed)' or diag $tap;
+    is_deeply [ grep { $_ ne $dof_subtest } @failed ], [],
+        'aarch64: every subtest of t/10_api.t passes but the DOF one' or diag $tap;
+    my @got = $tap =~ /^\s+#\s+got: '(.*)'$/mg;
+    is_deeply [ grep { $_ ne $dof_error } @got ], [], 'which fails only on the aarch64 DOF text'
+        or diag $tap;
+}
+
+# --- The SDT object ------------------------------------------------------
+
+my $d = driver(_exe => $runner);
+is $d->cmd('arch'), 'arch aarch64', 'the driver runs (under qemu-aarch64)';
+my ($pid) = $d->cmd('pid') =~ /^pid (\d+)/;
+my @where = ((map { "x$_" } 0 .. 7), map { '[sp, ' . (16 + 8 * $_) . ']' } 0 .. 3);
+my @counts = (0, 1, 8, 9, 12, 32);
+$d->ok_all('provider p sdt-prov mod');
+for my $n (@counts) {
+    my @types = map { $_ % 2 ? 'str' : 'int' } 0 .. $n - 1;
+    $d->ok_all("probe a$n fn args-$n @types", "add p a$n");
+}
+is $d->cmd('enable p'), 'ok', 'enable (USDT_BACKEND unset: auto is sdt here)';
+my ($path) = $d->cmd('path p') =~ /^path (\S+)$/;
+ok $path, "the object is at $path";
+open my $fh, '<:raw', $path or die "$path: $!";
+my $image = do { local $/; <$fh> };
+close $fh;
+sub word_at { unpack 'V', substr($image, $_[0], 4) }
+
+my ($nst, $notes) = run_capture('readelf', '-nW', $path);
+is $nst, 0, 'readelf -n';
+my @notes;
+while ($notes =~ /Provider: (\S*)\s+Name: (\S*)\s+Location: (0x[0-9a-f]+), Base: (0x[0-9a-f]+), Semaphore: (0x[0-9a-f]+)\s+Arguments: ?([^\n]*)/g) {
+    push @notes, { provider => $1, name => $2, pc => hex $3, base => hex $4, sem => hex $5, args => $6 };
+}
+is scalar @notes, scalar @counts, 'one note per probe';
+my (undef, $sections) = run_capture('readelf', '-SW', $path);
+my %sec;
+while ($sections =~ /\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)/g) {
+    $sec{$1} = { addr => hex $2, off => hex $3, size => hex $4 };
+}
+my (undef, $segments) = run_capture('readelf', '-lW', $path);
+my @rw = map { [ hex $1, hex $2 ] }
+         $segments =~ /^\s+LOAD\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)\s+RW /mg;
+for my $i (0 .. $#counts) {
+    my $n = $counts[$i];
+    my $note = $notes[$i];
+    my $stub = $sec{'.text'}{addr} + 48 * $i;
+    is $note->{provider}, 'sdt__prov', "$n args: '-' in the provider is published as '__'";
+    is $note->{name}, "args__$n", "$n args: and in the probe name";
+    is $note->{pc}, $stub + 36, "$n args: location is the stub's nop";
+    is sprintf('%08x', word_at($note->{pc})), 'd503201f', "$n args: which is a nop (d503201f)";
+    is sprintf('%08x %08x', word_at($stub), word_at($stub + 32)), 'd503245f d503245f',
+        "$n args: both entries of the stub are BTI landing pads (bti c)";
+    is $note->{base}, $sec{'.stapsdt.base'}{addr}, "$n args: base is .stapsdt.base";
+    is $note->{sem}, $sec{'.probes'}{addr} + 2 * $i, "$n args: a 2-byte semaphore in .probes";
+    ok((grep { $note->{sem} >= $_->[0] && $note->{sem} + 2 <= $_->[0] + $_->[1] } @rw),
+       "$n args: inside the writable LOAD segment");
+    my $shown = $n > 12 ? 12 : $n;
+    my $want = join ' ', map { ($_ % 2 ? '' : '-') . "8\@$where[$_]" } 0 .. $shown - 1;
+    is $note->{args}, $want, "$n args: argument specs" . ($n > 12 ? ' (the first 12)' : '');
+}
+
+my ($ast, $all) = run_capture('readelf', '-aW', $path);
+is $ast, 0, 'readelf -a';
+unlike $all, qr/warning|error/i, 'readelf -a prints no warning';
+like $all, qr/Class:\s+ELF64/, 'ELFCLASS64';
+like $all, qr/Machine:\s+AArch64/, 'EM_AARCH64';
+like $all, qr/Build ID: [0-9a-f]{40}/, 'a build-id note';
+like $all, qr/GNU_STACK\s+0x0+ 0x0+ 0x0+ 0x0+ 0x0+ RW /, 'the stack is not executable';
+my @loads = $all =~ /^\s+LOAD\s+(?:0x[0-9a-f]+\s+){5}(.{3}) 0x1000$/mg;
+is_deeply [sort @loads], [sort 'R  ', 'R E', 'RW '], 'segments R, R E, RW: none writable and executable';
+like $all, qr/FUNC\s+GLOBAL DEFAULT\s+\d+ sdt-prov_fn_args-0\b/, 'each stub has a symbol';
+like $all, qr/OBJECT\s+GLOBAL DEFAULT\s+\d+ sdt__prov_args__0_semaphore\b/, 'and each semaphore one';
+
+# --- A semaphore counted up, as the kernel does for an attached tracer ----
+#
+# The stubs read their semaphore with an adrp/ldrh pair patched for where
+# the object is; write 1 into it through /proc/PID/mem (qemu maps the
+# object like any process) and every reader must see it.
+
+my $sem = semaphore_address($pid, $path, 'sdt__prov', 'args__9');
+sub sem_write {
+    my ($value) = @_;
+    open my $mem, '+<:raw', "/proc/$pid/mem" or die "/proc/$pid/mem: $!";
+    sysseek($mem, $sem, 0) or die "seek: $!";
+    syswrite($mem, pack('S', $value)) == 2 or die "write: $!";
+    close $mem;
+}
+is $d->cmd('isenabled a9'), '0', 'untraced: usdt_is_enabled is 0';
+is $d->cmd('call_isenabled a9'), '0', 'and the stub\'s own is-enabled function too';
+sem_write(1);
+is $d->cmd('isenabled a9'), '1', 'semaphore 1: usdt_is_enabled is 1';
+is $d->cmd('call_isenabled a9'), '1', 'and the stub reads it (its adrp/ldrh point at it)';
+is $d->cmd('isenabled a8'), '0', 'a neighbouring probe stays 0';
+is $d->cmd('guarded a9 3 i:1 s:x i:3 i:4 i:5 i:6 i:7 i:8 i:9'), 'fired 3',
+    'guarded fires enter the stub, arguments on the stack included';
+is $d->cmd('fire a9 ' . join(' ', map { "i:$_" } 1 .. 32)), 'fired 1', 'and with 32 arguments';
+sem_write(0);
+is $d->cmd('isenabled a9'), '0', 'semaphore 0 again: 0';
+is $d->cmd('guarded a9 3 i:1'), 'fired 0', 'and guarded fires stop';
+$d->ok_all('free p');
+is $d->close, 0, 'the driver exits cleanly';
+
+# --- gdb, through qemu's gdb stub -----------------------------------------
+#
+# The one tracer that reaches a process under qemu-user: gdb-multiarch
+# talking to qemu's gdb stub. It finds the probe in the object when the
+# library loads it (through a sysroot whose /proc is the host's: the object
+# is /proc/PID/fd/N, and qemu's pid is the driver's), counts the semaphore
+# up, stops at the nop and reads the 12 arguments, 9 to 12 from the stack,
+# and walks the stack through the marshaller to the driver's main. qemu 7.2
+# does not tell gdb that return addresses are signed, so this driver runs
+# with pointer authentication off (the marshaller tests above run with it).
+SKIP: {
+    unless (USDTTest::installed('gdb-multiarch')) {
+        my $why = 'gdb-multiarch is not installed (Debian package gdb-multiarch)';
+        die "CI=true: $why. In CI this fails the suite (.ci/setup.sh installs it)\n"
+            if USDTTest::in_ci();
+        skip $why, 5;
+    }
+    mkdir "$tmp/sysroot" or die;
+    symlink("$sysroot/lib", "$tmp/sysroot/lib") && symlink('/proc', "$tmp/sysroot/proc") or die;
+    my $listen = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
+        or die "no free port: $!";
+    my $port = $listen->sockport;
+    close $listen;
+    # qemu waits for gdb before it runs the driver; gdb retries its connect
+    # until qemu listens (tcp auto-retry)
+    my $dg = driver(_exe => "qemu-aarch64 -L $sysroot -cpu max,pauth=off -g $port $tmp/test_usdt");
+    my $g = tracer_start('gdb-multiarch', '-nx', '-batch', '-ex', "set sysroot $tmp/sysroot",
+                         '-ex', 'set breakpoint pending on', '-ex', "target remote 127.0.0.1:$port",
+                         '-ex', 'break -probe-stap gdbprov:args__12', '-ex', 'continue',
+                         (map { ('-ex', "print \$_probe_arg$_") } 0 .. 11),
+                         '-ex', 'bt', '-ex', 'continue', "$tmp/test_usdt");
+    local $SIG{ALRM} = sub { die "gdb under qemu: no answer in 120 s:\n" . USDTTest::tracer_output($g) };
+    alarm 120;
+    $dg->ok_all('provider p gdbprov mod', 'probe g fn args-12 ' . join(' ', ('int') x 12),
+                'add p g', 'enable p');
+    is $dg->cmd('wait g 1 20000'), '1', 'gdb: a breakpoint on the probe counts its semaphore up';
+    is $dg->cmd('guarded g 1 ' . join(' ', map { "i:$_" } 100 .. 111)), 'fired 1', 'gdb: a fire';
+    $dg->ok_all('free p');
+    is $dg->close, 0, 'gdb: the driver exits cleanly';
+    alarm 0;
+    tracer_wait($g, qr/exited normally/, 30);
+    my $gout = tracer_stop($g);
+    is_deeply [ $gout =~ /^\$\d+ = (-?\d+)$/mg ], [ 100 .. 111 ],
+        'gdb stops at the site and reads all 12 arguments (x0..x7, [sp, 16]..[sp, 40])' or diag $gout;
+    like $gout, qr/^#0 .* in gdbprov_fn_args-12 \(\).*\n#1 .* in usdt_probe_args \(\)\n#2 .* in usdt_fire_probe_slow .*\n(#\d.*\n)*#\d+ .*main \(\)/m,
+        'and its backtrace goes from the stub through the marshaller to main' or diag $gout;
+}
+
+# --- DOF: x86 only --------------------------------------------------------
+
+my $dd = driver(_exe => $runner, USDT_BACKEND => 'dof');
+$dd->ok_all('provider p prov mod', 'probe a func one int', 'add p a');
+is $dd->cmd('enable p'), $dof_error, 'USDT_BACKEND=dof fails at enable, saying why';
+is $dd->cmd('pfields p'), 'name prov module mod probes 1 enabled 0 error set file null', 'still disabled';
+is $dd->cmd('handle a'), 'handle null';
+$dd->ok_all('free p');
+is $dd->close, 0;
+my $ds = driver(_exe => $runner, USDT_BACKEND => 'sdt');
+$ds->ok_all('provider p prov mod', 'probe a func one int', 'add p a');
+is $ds->cmd('enable p'), 'ok', 'USDT_BACKEND=sdt enables';
+$ds->ok_all('free p');
+is $ds->close, 0;
+
+done_testing;
