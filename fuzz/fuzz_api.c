@@ -6,6 +6,13 @@
  * 2000 of them) for the test suite's DOF reader to check; here each is at
  * least checked for its magic and its own stated size.
  *
+ * It aborts (a finding) on any crash or sanitizer report, and on an answer
+ * the API must never give: a probe created with more than 32 arguments
+ * (USDT_ARG_MAX), usdt_is_enabled other than 0 or 1, a reference count
+ * that differs from the mirror kept here. At exit it says what it did
+ * ("fuzz-target: ..."), so that t/96_fuzz.t judges a run by what it
+ * checked, not by its speed.
+ *
  *   make fuzz                      (FUZZ_SECONDS, default 120)
  */
 #include "usdt.h"
@@ -56,6 +63,37 @@ name_from(struct input *in, char *buf, size_t size)
 }
 
 static long dof_seen, dof_written;
+
+/* What the run did, printed at exit. */
+static long runs, created, refused_argc, enabled, fires;
+
+static void
+say_what_was_checked(void)
+{
+        fprintf(stderr, "fuzz-target: %ld inputs, %ld probes created, %ld with more than %d "
+                "arguments refused, %ld providers enabled, %ld fires, %ld DOF documents checked, "
+                "%ld written\n", runs, created, refused_argc, USDT_ARG_MAX, enabled, fires,
+                dof_seen, dof_written);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        (void)argc;
+        (void)argv;
+        atexit(say_what_was_checked);
+        return 0;
+}
+
+/* usdt_is_enabled answers exactly 0 or 1, whatever the semaphore counts. */
+static void
+check_is_enabled(usdt_probe_t *probe)
+{
+        int answer = usdt_is_enabled(probe);
+
+        if (answer != 0 && answer != 1)
+                abort();
+}
 
 static void
 check_dof(usdt_provider_t *p)
@@ -109,6 +147,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int ops = 0, i, j;
         char a[1200], b[1200];
 
+        runs++;
         for (i = 0; i < NPROBE; i++)
                 listed[i] = -1;
         while (in.size > 0 && ops++ < 64) {
@@ -133,9 +172,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 }
                                 pd[di] = usdt_create_probe(name_from(&in, a, sizeof(a)),
                                                            name_from(&in, b, sizeof(b)), argc, types);
+                                if (pd[di] == NULL && argc > USDT_ARG_MAX)
+                                        refused_argc++;
                                 if (pd[di] != NULL) {
+                                        /* more than 32 arguments is refused, never clamped */
+                                        if (argc > USDT_ARG_MAX || pd[di]->argc != argc)
+                                                abort();
                                         if (pd[di]->refcnt != 2 || pd[di]->probe != NULL)
                                                 abort();
+                                        created++;
                                         refs[di] = 2;
                                         caller[di] = 1;
                                         listed[di] = -1;
@@ -153,7 +198,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 listed[di] = -2;        /* removed: never added again */
                         break;
                 case 4:
-                        usdt_provider_enable(p);
+                        if (usdt_provider_enable(p) == 0)
+                                enabled++;
                         break;
                 case 5:
                         usdt_provider_disable(p);
@@ -164,9 +210,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 size_t argc = next(&in) % 40, k;
                                 for (k = 0; k < argc; k++)
                                         args[k] = (void *)(uintptr_t)(next(&in) * 0x10001u);
-                                if (usdt_is_enabled(pd[di]->probe) > 1)
-                                        abort();
+                                check_is_enabled(pd[di]->probe);
                                 usdt_fire_probe(pd[di]->probe, argc, args);
+                                fires++;
                         }
                         break;
                 case 7:
@@ -197,9 +243,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         usdt_provider_path(p);
                         break;
                 }
-                for (j = 0; j < NPROBE; j++)
-                        if (pd[j] != NULL && pd[j]->refcnt != refs[j])
+                for (j = 0; j < NPROBE; j++) {
+                        if (pd[j] == NULL)
+                                continue;
+                        if (pd[j]->refcnt != refs[j])
                                 abort();
+                        check_is_enabled(pd[j]->probe);
+                }
         }
         for (i = 0; i < NPROV; i++) {
                 usdt_provider_free(prov[i]);

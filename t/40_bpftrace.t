@@ -10,6 +10,8 @@ use Test::More;
 use lib 't/lib';
 use USDTTest qw(bpftrace driver tracer_start tracer_stop tracer_wait run_capture);
 
+USDTTest::needs_tracers('bpftrace');
+
 my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver($exe ? (_exe => $exe) : ());
 my ($pid) = $d->cmd('pid') =~ /(\d+)/;

@@ -9,11 +9,14 @@ use Test::More;
 use File::Temp qw(tempdir);
 use POSIX ();
 use lib 't/lib';
-use USDTTest qw(driver tracer_start tracer_stop run_capture);
+use USDTTest qw(driver perf tracer_stop run_capture);
+
+USDTTest::needs_tracers('perf');
 
 my $tmp = tempdir(CLEANUP => 1);
 my $dir = "$tmp/objects";
-my @perf = ('perf', '--buildid-dir', "$tmp/buildid");
+my @buildid = ('--buildid-dir', "$tmp/buildid");     # perf's cache, ours alone
+my @perf = ('perf', @buildid);
 my $exe = $ENV{USDT_TEST_EXE};
 my $d = driver(USDT_SDT_DIR => $dir, $exe ? (_exe => $exe) : ());
 my ($pid) = $d->cmd('pid') =~ /(\d+)/;
@@ -39,7 +42,7 @@ my $data = "$tmp/perf.data";
 # told through its control fifo; its "ack" is the handshake: from then on,
 # every fire is recorded.
 POSIX::mkfifo("$tmp/ctl", 0600) and POSIX::mkfifo("$tmp/ack", 0600) or die "mkfifo: $!";
-my $rec = tracer_start(@perf, 'record', '-N', '-D', '-1', '--control', "fifo:$tmp/ctl,$tmp/ack",
+my $rec = perf(@buildid, 'record', '-N', '-D', '-1', '--control', "fifo:$tmp/ctl,$tmp/ack",
                        '-e', 'sdt_perfprov:fired', '-p', $pid, '-o', $data);
 open my $ctl, '>', "$tmp/ctl" or die "ctl fifo: $!";
 open my $ack, '<', "$tmp/ack" or die "ack fifo: $!";

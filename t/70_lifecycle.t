@@ -16,6 +16,7 @@ my $tmp = tempdir(CLEANUP => 1);
 # quarantine: growth is only measured without one (valgrind and
 # LeakSanitizer check leaks there).
 my $san = $ENV{USDT_TEST_SANITIZER};
+my $san_why = $san ? "under $san, whose allocator maps memory of its own and keeps freed blocks: mappings and RSS are not compared" : undef;
 
 subtest '100 000 enable/disable cycles: no growth' => sub {
     my $d = driver(@exe);
@@ -24,7 +25,8 @@ subtest '100 000 enable/disable cycles: no growth' => sub {
     my ($rss) = $d->cmd('rss') =~ /(\d+)/;
     is $d->cmd('cycle p 100000'), 'ok';
     my ($rss2) = $d->cmd('rss') =~ /(\d+)/;
-    if (!$san) {
+    SKIP: {
+        skip $san_why, 2 if $san;
         is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
         cmp_ok $rss2 - $rss, '<', 256, "RSS grew by less than 256 KiB ($rss -> $rss2 KiB)";
     }
@@ -39,7 +41,8 @@ subtest '10 000 providers created, enabled and freed: back to the start' => sub 
     my ($rss) = $d->cmd('rss') =~ /(\d+)/;
     is $d->cmd('churn 10000'), 'ok';
     my ($rss2) = $d->cmd('rss') =~ /(\d+)/;
-    if (!$san) {
+    SKIP: {
+        skip $san_why, 2 if $san;
         is $d->cmd('counts'), $counts, 'descriptors and mappings as before';
         cmp_ok $rss2 - $rss, '<', 512, "RSS grew by less than 512 KiB ($rss -> $rss2 KiB)";
     }
@@ -63,7 +66,10 @@ subtest 're-enable reuses the object; a changed probe set replaces it' => sub {
     $d->ok_all('free p', 'release a', 'release b');
     my ($fds) = $d->cmd('counts') =~ /^(fds \d+)/;
     is $fds, ($start =~ /^(fds \d+)/)[0], 'freeing the provider closed everything';
-    is $d->cmd('counts'), $start, 'and unmapped everything' unless $san;
+    SKIP: {
+        skip $san_why, 1 if $san;
+        is $d->cmd('counts'), $start, 'and unmapped everything';
+    }
     is $d->close, 0;
 };
 
@@ -111,7 +117,7 @@ subtest 'file mode refuses a directory others can write, with a clear error' => 
 };
 
 subtest '/tmp mounted noexec: memory files work, file mode there says why not' => sub {
-    plan skip_all => 'needs root for a private mount namespace' if $> != 0;
+    plan skip_all => 'not root: a private mount namespace (unshare -m) needs root' if $> != 0;
     my $top = USDTTest::top_dir();
     my $drv = $exe // "$top/test_usdt";
     my $script = join '\n', 'provider p noexec mod', 'probe a fn one', 'add p a', 'enable p',

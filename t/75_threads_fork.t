@@ -1,22 +1,31 @@
 # Threads and processes: the control API from several threads at once;
 # exact counts when 4 threads fire under a tracer; fires that race a
-# disable or a free never crash; forked children fire traceably and
-# cannot break their parent's probes; exec'ed programs inherit nothing.
+# disable or a free never crash, with more firing threads than cores (so
+# that they are preempted inside the library); forked children fire
+# traceably and cannot break their parent's probes; exec'ed programs
+# inherit nothing.
 use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
-use USDTTest qw(bpftrace driver tracer_start tracer_stop);
+use USDTTest qw(bpftrace driver tracer_missing tracer_start tracer_stop);
 
 my $exe = $ENV{USDT_TEST_EXE};
 my @exe = $exe ? (_exe => $exe) : ();
+my ($cores) = (`nproc` // '') =~ /^(\d+)/;      # the CPUs this process may run on
+$cores ||= 1;
+my $threads = 3 * $cores > 16 ? 16 : 3 * $cores < 4 ? 4 : 3 * $cores;   # the driver runs up to 16
+my $no_bpftrace = tracer_missing('bpftrace');
 
 subtest 'the control API from 4 threads, on their own and on one shared provider' => sub {
     my $d = driver(@exe);
     is $d->cmd('mtcontrol 4 2000'), 'errors 0';
     is $d->close, 0;
 };
+
+SKIP: {
+skip $no_bpftrace, 2 if $no_bpftrace;
 
 subtest '4 threads x 100 000 guarded fires under bpftrace: the count is exact' => sub {
     my $d = driver(@exe);
@@ -30,24 +39,34 @@ subtest '4 threads x 100 000 guarded fires under bpftrace: the count is exact' =
     is $d->close, 0;
 };
 
-subtest 'fires racing disable and enable, under bpftrace, for 4 seconds' => sub {
+# The race starts; once its probe exists bpftrace attaches, and once
+# bpftrace is ready (its BEGIN ran) the GO file tells the driver to race
+# 3 seconds more under it.
+subtest "fires from $threads threads racing disable and enable, under bpftrace, for 3 seconds" => sub {
     my $d = driver(@exe);
     my ($pid) = $d->cmd('pid') =~ /(\d+)/;
-    $d->send('race toggle 4 3');
-    sleep 1;
+    my $go = tempdir(CLEANUP => 1) . '/go';
+    $d->send("race toggle 3 $threads $go");
+    is $d->recv, 'race started', 'the probe exists';
     my $bt = bpftrace('-p', $pid, 'usdt::race:racing { @n = count(); }');
+    open my $fh, '>', $go or die "$go: $!";
+    close $fh;
     like $d->recv, qr/^race ok rounds many enabled-fires [1-9]\d*$/,
         'no crash; some fires saw the probe enabled';
     like tracer_stop($bt), qr/^\@n: [1-9]\d*$/m, 'and bpftrace counted fires';
     is $d->close, 0;
 };
+}
 
-subtest 'fires racing free and re-creation, without a tracer, for 3 seconds' => sub {
+subtest "fires from $threads threads ($cores cores) racing free and re-creation, without a tracer" => sub {
     my $d = driver(@exe);
-    is $d->cmd('race churn 3 3'), 'race ok rounds many enabled-fires 0';
-    is $d->cmd('race toggle 1 3'), 'race ok rounds many enabled-fires 0';
+    is $d->cmd("race churn 3 $threads"), 'race ok rounds many enabled-fires 0', 'free and re-create, 3 seconds';
+    is $d->cmd("race toggle 1 $threads"), 'race ok rounds many enabled-fires 0', 'disable and enable, 1 second';
     is $d->close, 0;
 };
+
+SKIP: {
+skip $no_bpftrace, 3 if $no_bpftrace;
 
 subtest 'a forked child fires, traceable by its own pid' => sub {
     my $d = driver(@exe);
@@ -86,6 +105,7 @@ for my $mode ('memory file', 'file mode') {
         $d->ok_all('free p');
         is $d->close, 0;
     };
+}
 }
 
 done_testing;

@@ -1,6 +1,7 @@
 # The driver under valgrind (memcheck): the whole API, 10 000 enable and
 # disable cycles, 10 000 providers created, enabled and freed, DOF
-# documents, refused input: no error, nothing definitely or indirectly lost.
+# documents, refused input (among it 33 arguments, with types given or
+# not): no error, nothing definitely or indirectly lost.
 use strict;
 use warnings;
 use Test::More;
@@ -38,6 +39,9 @@ release b
 release b
 release c
 probe_argc x fn big 33
+probe x fn big33 ${\ join ' ', ('int') x 33}
+probe_typed x fn big 33
+probe_typed x fn big 18446744073709551615
 provider x bad%20name mod
 provider q other mod
 probe d fn d *200:t
@@ -59,7 +63,7 @@ is $answers, join('', map { "$_\n" } 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok',
     'error usdt_provider_add_probe: probedef is NULL',
     'error probe named valgrind:mod:fn:one already exists',
     'ok', 'ok', '0', 'fired 1', 'fired 1', 'ok N', 'ok', 'ok', 'fired 1',
-    ('ok') x 9, 'error EINVAL',
+    ('ok') x 9, 'error EINVAL', 'error EINVAL', 'error EINVAL', 'error EINVAL',
     q{error EINVAL usdt_create_provider: provider name "bad name" is refused: use letters, digits, '_' and "-", starting with a letter or '_'},
     'ok', 'ok', 'error probe other:mod:fn:d: argument 0 type is too long: the limit is 127 bytes',
     'error no probes defined', 'ok', 'ok', 'ok'), 'every command answered as expected';

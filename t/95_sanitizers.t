@@ -11,5 +11,6 @@ for my $target ('asan', 'ubsan') {
     my ($st, $out) = run_capture('make', '-s', '-C', top_dir(), $target);
     is $st, 0, "make $target passes the driver-based suite" or diag $out;
     like $out, qr/^Result: PASS$/m, "$target: prove says PASS";
+    unlike $out, qr/^\S+\.t \.+ skipped:/m, "$target: no test file skipped itself";
 }
 done_testing;

@@ -7,6 +7,7 @@ package USDTTest;
 
 use strict;
 use warnings;
+no warnings 'portable';    # 64-bit addresses in hex
 use Exporter 'import';
 use IPC::Open2 ();
 use IO::Handle;
@@ -16,7 +17,8 @@ use Time::HiRes ();
 use Cwd ();
 
 our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output tracer_wait
-                    wait_for_file run_capture top_dir bpftrace);
+                    wait_for_file run_capture top_dir bpftrace gdb perf
+                    tracer_missing needs_tracers semaphore_address);
 
 my %started;    # pid => description, for the END block
 
@@ -74,6 +76,16 @@ sub recv {
     die "driver gone" unless defined $answer;
     chomp $answer;
     return $answer;
+}
+
+# The 16-bit value at ADDR in the driver's memory (an SDT semaphore), read
+# by the driver itself.
+sub u16_at {
+    my ($self, $addr) = @_;
+    my $answer = $self->cmd(sprintf 'mem 0x%x 2', $addr);
+    my ($lo, $hi) = $answer =~ /^mem ([0-9a-f]{2}) ([0-9a-f]{2})$/
+        or die "mem answered '$answer'";
+    return hex($hi . $lo);
 }
 
 # Several commands; dies unless each answers "ok".
@@ -145,12 +157,14 @@ sub tracer_start {
     return $t;
 }
 
-# Wait until the tracer's output matches (its events reach the output file
-# asynchronously: stopping it too early can lose the last ones). 1 or 0.
+# Wait until the tracer's output matches REGEX, or CODE returns true for
+# it (its events reach the output file asynchronously: stopping it too
+# early can lose the last ones). 1 or 0.
 sub tracer_wait {
-    my ($t, $regex, $timeout) = @_;
+    my ($t, $want, $timeout) = @_;
     my $deadline = time + ($timeout // 30);
-    until (tracer_output($t) =~ $regex) {
+    my $done = ref $want eq 'CODE' ? $want : sub { $_[0] =~ $want };
+    until ($done->(tracer_output($t))) {
         return 0 if time > $deadline;
         Time::HiRes::sleep(0.05);
     }
@@ -165,6 +179,73 @@ sub tracer_output {
     return $text;
 }
 
+# ---- Which tracers this machine has ----------------------------------------
+#
+# The suite needs bpftrace, gdb and perf, run as root. Without them a test
+# file (or a part of one) is skipped, saying why. Under CI=true (.ci/run)
+# a missing tracer is a failure, never a skip: the README promises that CI
+# runs every tracer test, so these die there instead.
+
+sub in_ci { return ($ENV{CI} // '') eq 'true' }
+
+sub installed {
+    my ($tool) = @_;
+    return grep { -f "$_/$tool" && -x _ } split /:/, ($ENV{PATH} // '');
+}
+
+# tracer_missing(TOOL...): why these tracers cannot be used here (not
+# installed, or not root: they attach to another process), or undef when
+# all can. Under CI=true, dies instead of returning a reason.
+sub tracer_missing {
+    my @why;
+    for my $tool (@_) {
+        if (!installed($tool)) {
+            push @why, "$tool is not installed";
+        } elsif ($> != 0) {
+            push @why, "$tool needs root to attach to the test process";
+        }
+    }
+    return undef unless @why;
+    my $why = join '; ', @why;
+    die "CI=true: $why. In CI a missing tracer fails the suite (.ci/setup.sh installs them; run as root)\n"
+        if in_ci();
+    return $why;
+}
+
+# needs_tracers(TOOL...): at the top of a test file that is all about
+# tracers: skip the whole file, saying why, when one cannot be used (dies
+# under CI=true).
+sub needs_tracers {
+    my $why = tracer_missing(@_);
+    return unless defined $why;
+    require Test::More;
+    Test::More::plan(skip_all => $why);
+}
+
+# A tracer's command name, once it is known to be usable; dies otherwise
+# (a test that starts a tracer must have asked tracer_missing first).
+sub usable {
+    my ($tool) = @_;
+    my $why = tracer_missing($tool);
+    die "$why (this test should have checked tracer_missing or needs_tracers)\n" if defined $why;
+    return $tool;
+}
+
+# gdb(ARGS...): start `gdb -nx -batch ARGS...` as a tracer (its output in a
+# file); returns at once, like tracer_start.
+sub gdb {
+    my @args = @_;
+    my $opts = ref $args[-1] eq 'HASH' ? pop @args : {};
+    return tracer_start(usable('gdb'), '-nx', '-batch', @args, $opts);
+}
+
+# perf(ARGS...): start `perf ARGS...` as a tracer; returns at once.
+sub perf {
+    my @args = @_;
+    my $opts = ref $args[-1] eq 'HASH' ? pop @args : {};
+    return tracer_start(usable('perf'), @args, $opts);
+}
+
 # bpftrace(ARGS..., SCRIPT): start bpftrace and return once every probe of
 # the script is attached. "Attaching N probes" is printed before the
 # attaching, and a probe's semaphore counts up before its program is
@@ -173,7 +254,7 @@ sub tracer_output {
 sub bpftrace {
     my @args = @_;
     my $script = pop @args;
-    return tracer_start('bpftrace', @args, '-e',
+    return tracer_start(usable('bpftrace'), @args, '-e',
                         'BEGIN { printf("bpftrace-ready\n"); } ' . $script,
                         { ready => qr/^bpftrace-ready$/m, timeout => 60 });
 }
@@ -203,6 +284,40 @@ sub run_capture {
     my $status = $?;
     delete $started{$t->{pid}};
     return ($status, tracer_output($t));
+}
+
+# semaphore_address(PID, PATH, PROVIDER, NAME): the address, in process
+# PID, of the SDT semaphore of probe PROVIDER:NAME (as published: a '-' is
+# '__') in the object at PATH. Found the way a tracer finds it: the note
+# gives the semaphore's link-time address, the LOAD segments its file
+# offset, and the line of /proc/PID/maps that maps that offset of the file
+# where it is now. Dies if any step finds nothing.
+sub semaphore_address {
+    my ($pid, $path, $provider, $name) = @_;
+    my ($st, $notes) = run_capture('readelf', '-nW', $path);
+    my $sem;
+    while ($notes =~ /Provider: (\S*)\s+Name: (\S*)\s+Location: \S+, Base: \S+, Semaphore: (0x[0-9a-f]+)/g) {
+        $sem = hex $3 if $1 eq $provider && $2 eq $name;
+    }
+    die "semaphore_address: no note for $provider:$name in $path\n$notes" unless $sem;
+    my ($lst, $segments) = run_capture('readelf', '-lW', $path);
+    my $file_offset;
+    while ($segments =~ /^\s+LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)/mg) {
+        my ($offset, $vaddr, $memsz) = (hex $1, hex $2, hex $3);
+        $file_offset = $sem - $vaddr + $offset if $sem >= $vaddr && $sem < $vaddr + $memsz;
+    }
+    die "semaphore_address: no LOAD segment holds 0x" . sprintf('%x', $sem) . " in $path\n$segments"
+        unless defined $file_offset;
+    my $inode = (stat $path)[1] // die "semaphore_address: $path: $!\n";
+    open my $maps, '<', "/proc/$pid/maps" or die "semaphore_address: /proc/$pid/maps: $!\n";
+    while (<$maps>) {
+        my ($start, $end, $perms, $offset, $dev, $ino) = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) (\S+) (\d+)/
+            or next;
+        next unless $ino == $inode && hex($offset) <= $file_offset
+                    && $file_offset < hex($offset) + hex($end) - hex($start);
+        return hex($start) + $file_offset - hex($offset);
+    }
+    die "semaphore_address: $path (inode $inode) does not map offset $file_offset in process $pid\n";
 }
 
 sub wait_for_file {

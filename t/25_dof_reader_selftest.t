@@ -1,10 +1,12 @@
 #!/usr/bin/perl
-# The DOF reader used by the test suite: documents built as the library
-# builds them parse back to exactly what went in, in every data model and
-# byte order; and each rule the kernel applies (and each the library adds)
-# refuses a document broken in that one way, with its own message.
+# A test of the test suite's own tool, not of the library: the Perl DOF
+# reader (t/lib/DOFReader.pm) that t/20_dof.t and the fuzzer's check use.
+# Documents that DOFReader::build lays out as the library does parse back
+# to exactly what went in, in every data model and byte order; and each
+# rule the kernel applies (and each the library adds) refuses a document
+# broken in that one way, with its own message. No library code runs here.
 #
-# Run: prove -I t/lib t/dof_reader.t
+# Run: prove -I t/lib t/25_dof_reader_selftest.t
 
 use strict;
 use warnings;
@@ -12,6 +14,8 @@ no warnings 'portable';    # 64-bit hex constants in the wrap tests
 use Test::More;
 use File::Temp qw(tempfile);
 use DOFReader qw(parse parse_file dump build patch patch_field);
+
+note 'the Perl DOF reader of the test suite, checked on its own: no library code runs here';
 
 # --- helpers -----------------------------------------------------------------
 
