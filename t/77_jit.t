@@ -49,6 +49,16 @@ subtest 'bpftrace counts 1000 calls with exact arguments; the semaphore follows 
     is $d->cmd('sem f'), 'sem 0', 'and 0 once bpftrace is gone';
 };
 
+subtest 'rewriting a traced function unchanged keeps the tracer\'s breakpoint' => sub {
+    my $bt = bpftrace('-p', $pid, 'usdt::jittoy:f { @n = count(); }');
+    is $d->cmd('sem f'), 'sem 1', 'traced';
+    is $d->cmd('call f 10'), 'called 10';
+    is $d->cmd('same f'), 'ok', 'the same bytes written over f, its site included';
+    is $d->cmd('call f 10'), 'called 10';
+    like tracer_stop($bt), qr/^\@n: 20$/m, 'every call counted, before and after the write';
+    is $d->cmd('sem f'), 'sem 0', 'and the kernel took its breakpoint out again';
+};
+
 subtest 'a function published later is traced by a bpftrace started afterwards' => sub {
     like $d->cmd('emit g 64'), qr/^emitted /, 'g emitted on the same page, published';
     my $bt = bpftrace('-p', $pid, 'usdt::jittoy:g { @g = count(); @s = sum(arg1); }');
@@ -96,6 +106,11 @@ subtest 'bad input gets a clear error' => sub {
         . '(arena offset 10); published sites are immutable: free the arena to retire code';
     like $d->cmd('outside'),
         qr/^error usdt_jit_write: 0x[0-9a-f]+\.\.\+1 is not inside the arena jittoy \(0x[0-9a-f]+, 8192 bytes\)$/;
+    is $d->cmd('badcreate'),
+        'errno 22 22 | usdt_jit_create: provider name "bad:name" is refused: use letters, '
+        . 'digits, \'_\' and "-", starting with a letter or \'_\' | usdt_jit_create: '
+        . 'code_bytes must be 1 to 1073741824, not 0',
+        'usdt_jit_create: EINVAL, and usdt_jit_errstr(NULL) says why';
     is $d->cmd('call f 1'), 'called 1', 'and the arena still works';
 };
 

@@ -17,15 +17,20 @@
  *                      offset                            -> "ok" / "error TEXT"
  *   rewrite NAME       write a ret over NAME's site      -> "ok" / "error TEXT"
  *   site NAME          declare NAME's site again         -> "ok" / "error TEXT"
+ *   same NAME          write NAME's code again, unchanged, site included
+ *                                                        -> "ok" / "error TEXT"
  *   outside            write outside the arena           -> "ok" / "error TEXT"
  *   private NAME       whether the page of NAME's code in the R-X view is a
  *                      private copy (a tracer's or debugger's) -> "private 0|1"
  *   fork NAME          a child runs NAME, fails to write, frees the arena,
  *                      exits; -> "fork ok" / "fork bad WHY"
+ *   badcreate          usdt_jit_create with a bad name, then 0 bytes
+ *                      -> "errno E1 E2 | TEXT1 | TEXT2"
  *   path, pid, free (-> "freed mapped N": arena mappings left), quit
  */
 #include "usdt.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +162,20 @@ main(void)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
+                } else if (sscanf(line, "same %63s", name) == 1) {
+                        unsigned char *fn = func_find(name), copy[16];
+                        if (fn != NULL) {
+                                memcpy(copy, fn, sizeof(copy));
+                                copy[10] = 0x0f;        /* the nop5, not a tracer's byte */
+                                copy[11] = 0x1f;
+                                copy[12] = 0x44;
+                                copy[13] = 0x00;
+                                copy[14] = 0x00;
+                        }
+                        if (fn != NULL && usdt_jit_write(jit, fn, copy, sizeof(copy)) == 0)
+                                printf("ok\n");
+                        else
+                                printf("error %s\n", usdt_jit_errstr(jit));
                 } else if (sscanf(line, "site %63s", name) == 1) {
                         unsigned char *fn = func_find(name);
                         if (fn != NULL && usdt_jit_add_site(jit, "jittoy", name, fn + 10,
@@ -164,6 +183,17 @@ main(void)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
+                } else if (strncmp(line, "badcreate", 9) == 0) {
+                        char first[400];
+                        int e1, e2;
+                        if (usdt_jit_create("bad:name", 4096) != NULL)
+                                return 9;
+                        e1 = errno;
+                        snprintf(first, sizeof(first), "%s", usdt_jit_errstr(NULL));
+                        if (usdt_jit_create("fine", 0) != NULL)
+                                return 9;
+                        e2 = errno;
+                        printf("errno %d %d | %s | %s\n", e1, e2, first, usdt_jit_errstr(NULL));
                 } else if (sscanf(line, "fork %63s", name) == 1) {
                         unsigned char *fn = func_find(name), nop = 0x90;
                         int status = 0;
