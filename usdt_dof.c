@@ -12,25 +12,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for at least bytes more, so that a builder that knows about how
+ * much it will append grows the buffer once. */
+void
+usdt_buf_reserve(struct usdt_buf *buf, size_t bytes)
+{
+        size_t capacity = buf->capacity ? buf->capacity : 256;
+        unsigned char *grown;
+
+        if (buf->failed || buf->size + bytes <= buf->capacity)
+                return;
+        while (capacity < buf->size + bytes)
+                capacity *= 2;
+        grown = realloc(buf->data, capacity);
+        if (grown == NULL) {
+                buf->failed = 1;
+                return;
+        }
+        buf->data = grown;
+        buf->capacity = capacity;
+}
+
 void
 usdt_buf_append(struct usdt_buf *buf, const void *data, size_t bytes)
 {
+        if (buf->size + bytes > buf->capacity)
+                usdt_buf_reserve(buf, bytes);
         if (buf->failed)
                 return;
-        if (buf->size + bytes > buf->capacity) {
-                size_t capacity = buf->capacity ? buf->capacity : 256;
-                unsigned char *grown;
-
-                while (capacity < buf->size + bytes)
-                        capacity *= 2;
-                grown = realloc(buf->data, capacity);
-                if (grown == NULL) {
-                        buf->failed = 1;
-                        return;
-                }
-                buf->data = grown;
-                buf->capacity = capacity;
-        }
         memcpy(buf->data + buf->size, data, bytes);
         buf->size += bytes;
 }

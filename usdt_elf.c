@@ -145,8 +145,12 @@ static void
 build_strings(const char *name, const struct usdt_probe_set *set,
               struct usdt_buf *dynstr, uint32_t *soname)
 {
-        size_t i;
+        size_t i, reserve = 0;
 
+        for (i = 0; set != NULL && i < set->nprobes; i++)   /* at most */
+                reserve += 16 + 3 * (strlen(set->provider) + strlen(set->probes[i].name)) +
+                           strlen(set->probes[i].function);
+        usdt_buf_reserve(dynstr, reserve + 64 + strlen(name));
         usdt_buf_append(dynstr, "", 1);
         *soname = (uint32_t)dynstr->size;
         usdt_buf_append(dynstr, "libusdt-", 8);
@@ -202,20 +206,33 @@ static void
 build_notes(const struct usdt_probe_set *set, const struct layout *l,
             struct usdt_buf *notes)
 {
-        char args[USDT_SDT_ARG_MAX * 16];
-        size_t i, k;
+        /* each argument's operand, signed integer ("-8@%rdi") or string
+         * pointer ("8@%rsi"), made once; a note's list is copied from them */
+        char ops[USDT_SDT_ARG_MAX][2][24], args[USDT_SDT_ARG_MAX * 24];
+        size_t op_bytes[USDT_SDT_ARG_MAX][2], i, k, reserve = 0;
 
+        for (k = 0; k < USDT_SDT_ARG_MAX; k++) {
+                op_bytes[k][0] = (size_t)snprintf(ops[k][0], sizeof(ops[k][0]), "-%d@%s",
+                                                  USDT_WORD_BYTES, usdt_sdt_arg_location(k));
+                op_bytes[k][1] = (size_t)snprintf(ops[k][1], sizeof(ops[k][1]), "%d@%s",
+                                                  USDT_WORD_BYTES, usdt_sdt_arg_location(k));
+        }
+        for (i = 0; i < set->nprobes; i++)      /* at most: names doubled, 12 operands */
+                reserve += 64 + 2 * (strlen(set->probes[i].name) + strlen(set->provider)) +
+                           (set->probes[i].argc ? 12 * 24 : 0);
+        usdt_buf_reserve(notes, reserve);
         for (i = 0; i < set->nprobes; i++) {
                 const struct usdt_set_probe *p = &set->probes[i];
                 size_t used = 0;
 
-                args[0] = '\0';
-                for (k = 0; k < p->argc && k < USDT_SDT_ARG_MAX; k++)
-                        /* "-8@%rdi": a signed integer; "8@%rsi": a string pointer */
-                        used += (size_t)snprintf(args + used, sizeof(args) - used,
-                                                 "%s%s%d@%s", k > 0 ? " " : "",
-                                                 (p->string_args & (1u << k)) ? "" : "-",
-                                                 USDT_WORD_BYTES, usdt_sdt_arg_location(k));
+                for (k = 0; k < p->argc && k < USDT_SDT_ARG_MAX; k++) {
+                        int is_string = (p->string_args >> k) & 1;
+                        if (k > 0)
+                                args[used++] = ' ';
+                        memcpy(args + used, ops[k][is_string], op_bytes[k][is_string]);
+                        used += op_bytes[k][is_string];
+                }
+                args[used] = '\0';
                 usdt_elf_note(notes, set->provider, p->name, args,
                               l->off[SEC_TEXT] + i * USDT_STUB_SIZE + USDT_STUB_SDT_SITE,
                               l->off[SEC_BASE], l->off[SEC_PROBES] + i * 2);

@@ -326,6 +326,7 @@ struct usdt_buf {
         size_t capacity;
         int failed;                     /* an allocation failed: data is short */
 };
+void usdt_buf_reserve(struct usdt_buf *buf, size_t bytes);
 void usdt_buf_append(struct usdt_buf *buf, const void *data, size_t bytes);
 uint32_t usdt_buf_add_string(struct usdt_buf *strtab, const char *string);
 void usdt_buf_free(struct usdt_buf *buf);
