@@ -100,9 +100,14 @@
 #define USDT_ELF_MACHINE        183  /* EM_AARCH64 */
 #define USDT_WORD_BYTES         8
 #define USDT_TRAP_BYTE          0x00 /* 00000000 is udf #0: every word traps */
+#define USDT_INSN_ALIGN         4    /* where an instruction may start */
 #define USDT_NO_DOF             "aarch64"  /* USDT_BACKEND=dof is refused */
 #else
 #error "libusdt: this architecture has no stub template yet (x86_64, i386, aarch64)"
+#endif
+
+#ifndef USDT_INSN_ALIGN
+#define USDT_INSN_ALIGN         1
 #endif
 
 /* The SDT argument location strings, per architecture (usdt_probe.c). */

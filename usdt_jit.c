@@ -522,6 +522,11 @@ usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name,
         offset = arena_offset(jit, "usdt_jit_add_site", site, 1);
         if (offset < 0)
                 goto out;
+        if (offset % USDT_INSN_ALIGN != 0) {
+                jit_error(jit, "usdt_jit_add_site: %p is not on an instruction boundary "
+                          "(instructions start every %d bytes here)", site, USDT_INSN_ALIGN);
+                goto out;
+        }
         if (args == NULL)
                 args = "";
         if (usdt_sdt_args_check(reason, sizeof(reason), args) != NULL) {
