@@ -312,16 +312,21 @@ index_slot(const struct usdt_provider_impl *impl, const char *function,
         for (p = (const unsigned char *)function; *p != '\0'; p++)
                 hash = (hash ^ *p) * 16777619u;
         hash = (hash ^ 0xff) * 16777619u;
-        for (p = (const unsigned char *)name; *p != '\0'; p++)
-                hash = (hash ^ *p) * 16777619u;
+        /* the name as published: names that publish alike share a bucket */
+        hash = usdt_name_publish_hash(hash, name);
         return hash & (impl->index_buckets - 1);
 }
 
 #define INDEX_NEXT(pd) (((struct usdt_probedef_impl *)(pd))->index_next)
 
-/* The link that points at the listed probe with this function and name. */
+/*
+ * The link that points at the listed probe with this function and name:
+ * exactly that name, or (alike != 0) any name a Linux tracer would see as
+ * the same ("a-b" and "a__b" both publish as a__b).
+ */
 static usdt_probedef_t **
-index_find(struct usdt_provider_impl *impl, const char *function, const char *name)
+index_find(struct usdt_provider_impl *impl, const char *function, const char *name,
+           int alike)
 {
         usdt_probedef_t **link;
 
@@ -329,7 +334,8 @@ index_find(struct usdt_provider_impl *impl, const char *function, const char *na
                 return NULL;
         for (link = &impl->index[index_slot(impl, function, name)]; *link != NULL;
              link = &INDEX_NEXT(*link))
-                if (strcmp((*link)->name, name) == 0 &&
+                if ((alike ? usdt_names_publish_alike((*link)->name, name)
+                           : strcmp((*link)->name, name) == 0) &&
                     strcmp((*link)->function, function) == 0)
                         return link;
         return NULL;
@@ -386,7 +392,7 @@ usdt_provider_add_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                                reason);
                 goto fail;
         }
-        if (index_find(impl, probedef->function, probedef->name) != NULL) {
+        if (index_find(impl, probedef->function, probedef->name, 1) != NULL) {
                 usdt_error(provider, USDT_ERROR_DUP_PROBE, provider->name,
                            provider->module, probedef->function, probedef->name);
                 goto fail;
@@ -441,7 +447,7 @@ usdt_provider_remove_probe(usdt_provider_t *provider, usdt_probedef_t *probedef)
                 usdt_set_error(provider, "usdt_provider_remove_probe: probedef is NULL");
                 goto fail;
         }
-        link = index_find(impl, probedef->function, probedef->name);
+        link = index_find(impl, probedef->function, probedef->name, 0);
         if (link == NULL) {
                 usdt_error(provider, USDT_ERROR_REMOVE_PROBE, provider->name,
                            provider->module,

@@ -122,8 +122,8 @@ typedef struct usdt_provider {
 /*
  * usdt_create_provider: a new, disabled provider with copies of name and
  * module. The provider name must be 1 to 53 characters of [A-Za-z0-9_-]
- * starting with a letter or '_' (53: DTrace appends the process id and
- * keeps names under 64); the module 1 to 63 characters of
+ * (53: DTrace appends the process id and keeps names under 64; a digit
+ * may come first, as DTrace allows); the module 1 to 63 characters of
  * [A-Za-z0-9_.-], not starting with '.' or '-'. Returns NULL and sets errno (EINVAL for a bad name,
  * ENOMEM); usdt_errstr(NULL) then says why, on this thread.
  * Free it with usdt_provider_free (plain free() leaks what it holds).
@@ -132,11 +132,12 @@ usdt_provider_t *usdt_create_provider(const char *name, const char *module);
 
 /*
  * usdt_provider_add_probe: append probedef to the provider. Returns 0, or
- * -1 with usdt_errstr set: a probe with the same function and name exists
- * ("probe named P:M:F:N already exists"), probedef is NULL
+ * -1 with usdt_errstr set: a probe with the same function and name exists,
+ * or one whose name publishes alike ("a-b" and "a__b", one probe to a
+ * Linux tracer) ("probe named P:M:F:N already exists"), probedef is NULL
  * ("usdt_provider_add_probe: probedef is NULL"), or a name or type is
- * refused ("probe P:M:F:N: probe name \"...\" is refused: ...") (probe names: 1 to 63 characters of [A-Za-z0-9_-]
- * starting with a letter or '_'; function names: 0 to 127 characters of
+ * refused ("probe P:M:F:N: probe name \"...\" is refused: ...") (probe names: 1 to 63 characters of [A-Za-z0-9_-],
+ * a digit first too ("32probe"); function names: 0 to 127 characters of
  * [A-Za-z0-9_.$-]; types: under 128 bytes). A '-' in a probe or provider
  * name is published to Linux tracers as "__" (route-start is route__start
  * to bpftrace), the DTrace convention read backwards. Adding to an enabled

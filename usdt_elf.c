@@ -137,8 +137,10 @@ shname(const char *name)
 static void
 buf_add_sdt_name(struct usdt_buf *buf, const char *name)
 {
+        char form[4];
+
         for (; *name != '\0'; name++)
-                usdt_buf_append(buf, *name == '-' ? "__" : name, *name == '-' ? 2 : 1);
+                usdt_buf_append(buf, form, usdt_name_publish_char((unsigned char)*name, form));
 }
 
 static void

@@ -259,6 +259,9 @@ const char *usdt_probedef_check(char *reason, size_t size,
                                 const usdt_probedef_t *pd);
 const char *usdt_probe_name_check(char *reason, size_t size, const char *name);
 const char *usdt_name_quote(char *buf, size_t size, const char *name);
+size_t usdt_name_publish_char(unsigned char c, char out[4]);
+int usdt_names_publish_alike(const char *a, const char *b);
+uint32_t usdt_name_publish_hash(uint32_t hash, const char *name);
 
 /*
  * usdt_object.c: the life of objects. All under the lock, except

@@ -466,9 +466,10 @@ jit_probe(usdt_jit_t *jit, const char *what, const char *provider, const char *n
                 jit_error(jit, "%s: %s", what, reason);
                 return -1;
         }
+        /* names that publish alike are one probe to a tracer: one semaphore */
         for (i = 0; i < jit->nprobes; i++)
-                if (strcmp(jit->probes[i].provider, provider) == 0 &&
-                    strcmp(jit->probes[i].name, name) == 0)
+                if (usdt_names_publish_alike(jit->probes[i].provider, provider) &&
+                    usdt_names_publish_alike(jit->probes[i].name, name))
                         return (long)i;
         if (jit->nprobes == USDT_JIT_PROBES_MAX) {
                 jit_error(jit, "%s: arena %s has its %d probes already", what,

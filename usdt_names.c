@@ -49,7 +49,7 @@ usdt_name_quote(char *buf, size_t bufsize, const char *name)
  */
 static const char *
 name_check(char *reason, size_t reason_size, const char *what,
-           const char *name, size_t max_bytes, int identifier,
+           const char *name, size_t max_bytes,
            const char *allowed_punct, int allow_empty)
 {
         char quoted[200];
@@ -74,19 +74,77 @@ name_check(char *reason, size_t reason_size, const char *what,
         for (i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)name[i];
                 int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                         c == '_' || (c >= '0' && c <= '9' && !(identifier && i == 0)) ||
-                         (c != '\0' && strchr(allowed_punct, c) != NULL &&
-                          !(identifier && i == 0));
+                         c == '_' || (c >= '0' && c <= '9') ||
+                         (c != '\0' && strchr(allowed_punct, c) != NULL);
                 if (!ok) {
                         snprintf(reason, reason_size,
-                                 "%s \"%s\" is refused: use letters, digits, '_' and \"%s\"%s",
+                                 "%s \"%s\" is refused: use letters, digits, '_' and \"%s\"",
                                  what, usdt_name_quote(quoted, sizeof(quoted), name),
-                                 allowed_punct,
-                                 identifier ? ", starting with a letter or '_'" : "");
+                                 allowed_punct);
                         return reason;
                 }
         }
         return NULL;
+}
+
+/*
+ * How a name is published to Linux tracers, one character at a time: the
+ * form of c goes into out (at most 4 bytes), and its length is returned.
+ * DTrace shows "__" in a probe name as "-", so an SDT note carries '-' as
+ * "__" (route-start is route__start to bpftrace); everything else as it is.
+ * The only place that says so: the ELF writer, the duplicate check and the
+ * JIT all publish through it.
+ */
+size_t
+usdt_name_publish_char(unsigned char c, char out[4])
+{
+        if (c == '-') {
+                out[0] = out[1] = '_';
+                return 2;
+        }
+        out[0] = (char)c;
+        return 1;
+}
+
+/* Whether two names publish alike (then they are one probe to a tracer). */
+int
+usdt_names_publish_alike(const char *a, const char *b)
+{
+        char fa[4], fb[4];
+        size_t na = 0, nb = 0, ia = 0, ib = 0;
+
+        for (;;) {
+                if (ia == na) {
+                        if (*a == '\0')
+                                break;
+                        na = usdt_name_publish_char((unsigned char)*a++, fa);
+                        ia = 0;
+                }
+                if (ib == nb) {
+                        if (*b == '\0')
+                                return 0;
+                        nb = usdt_name_publish_char((unsigned char)*b++, fb);
+                        ib = 0;
+                }
+                if (fa[ia++] != fb[ib++])
+                        return 0;
+        }
+        return ib == nb && *b == '\0';
+}
+
+/* FNV-1a over the published form of name, continuing from hash. */
+uint32_t
+usdt_name_publish_hash(uint32_t hash, const char *name)
+{
+        char form[4];
+        size_t n, i;
+
+        for (; *name != '\0'; name++) {
+                n = usdt_name_publish_char((unsigned char)*name, form);
+                for (i = 0; i < n; i++)
+                        hash = (hash ^ (unsigned char)form[i]) * 16777619u;
+        }
+        return hash;
 }
 
 int
@@ -102,9 +160,9 @@ usdt_probedef_check(char *reason, size_t size, const usdt_probedef_t *pd)
         size_t i;
 
         if (name_check(reason, size, "function name", pd->function,
-                       USDT_FUNCTION_NAME_MAX, 0, "-.$", 1) != NULL ||
+                       USDT_FUNCTION_NAME_MAX, "-.$", 1) != NULL ||
             name_check(reason, size, "probe name", pd->name,
-                       USDT_PROBE_NAME_MAX, 1, "-", 0) != NULL)
+                       USDT_PROBE_NAME_MAX, "-", 0) != NULL)
                 return reason;
         for (i = 0; i < pd->argc; i++) {
                 if (pd->types[i] != NULL &&
@@ -123,7 +181,7 @@ const char *
 usdt_probe_name_check(char *reason, size_t size, const char *name)
 {
         return name_check(reason, size, "probe name", name,
-                          USDT_PROBE_NAME_MAX, 1, "-", 0);
+                          USDT_PROBE_NAME_MAX, "-", 0);
 }
 
 /* The reasons create_provider refuses a name or module, or NULL. */
@@ -131,9 +189,9 @@ const char *
 usdt_provider_check(char *reason, size_t size, const char *name, const char *module)
 {
         if (name_check(reason, size, "provider name", name,
-                       USDT_PROVIDER_NAME_MAX, 1, "-", 0) != NULL ||
+                       USDT_PROVIDER_NAME_MAX, "-", 0) != NULL ||
             name_check(reason, size, "module name", module,
-                       USDT_MODULE_NAME_MAX, 0, "-.", 0) != NULL)
+                       USDT_MODULE_NAME_MAX, "-.", 0) != NULL)
                 return reason;
         if (module[0] == '.' || module[0] == '-') {
                 snprintf(reason, size, "module name \"%.40s\" is refused: "
