@@ -54,9 +54,21 @@ static char usdt_oom_text[] = "failed to allocate memory";
 static void usdt_atfork_prepare(void) { pthread_mutex_lock(&usdt_mutex); }
 static void usdt_atfork_parent(void) { pthread_mutex_unlock(&usdt_mutex); }
 
+/* Providers whose enable is loading an object with the lock dropped
+ * (impl->busy), linked through busy_next. */
+static struct usdt_provider_impl *usdt_busy;
+
 static void
 usdt_atfork_child(void)
 {
+        /* The threads loading those objects did not come along: nobody in
+         * the child will clear their providers' busy flags but us. */
+        while (usdt_busy != NULL) {
+                struct usdt_provider_impl *impl = usdt_busy;
+                usdt_busy = impl->busy_next;
+                impl->busy = 0;
+                impl->busy_next = NULL;
+        }
         usdt_object_atfork_child();
         pthread_mutex_unlock(&usdt_mutex);
 }
@@ -89,6 +101,28 @@ usdt_unlock(void)
         unload = usdt_object_take_unload();
         pthread_mutex_unlock(&usdt_mutex);
         usdt_object_unload(unload);
+}
+
+/* Mark the provider as loading its object (or no longer), under the lock. */
+static void
+provider_set_busy(struct usdt_provider_impl *impl, int busy)
+{
+        struct usdt_provider_impl **link;
+
+        impl->busy = busy;
+        if (busy) {
+                impl->busy_next = usdt_busy;
+                usdt_busy = impl;
+                return;
+        }
+        for (link = &usdt_busy; *link != NULL; link = &(*link)->busy_next) {
+                if (*link == impl) {
+                        *link = impl->busy_next;
+                        break;
+                }
+        }
+        impl->busy_next = NULL;
+        pthread_cond_broadcast(&usdt_cond);
 }
 
 /* Wait, under the lock, until no enable is loading this provider's object. */
@@ -636,12 +670,11 @@ usdt_provider_enable(usdt_provider_t *provider)
         } else {
                 /* A changed probe set: the kept object can never serve again. */
                 provider_drop_object(impl);
-                impl->busy = 1;
+                provider_set_busy(impl, 1);
                 pthread_mutex_unlock(&usdt_mutex);
                 obj = usdt_object_create(&set, backends, &err);
                 pthread_mutex_lock(&usdt_mutex);
-                impl->busy = 0;
-                pthread_cond_broadcast(&usdt_cond);
+                provider_set_busy(impl, 0);
                 if (obj == NULL) {
                         usdt_set_error(provider, "%s", err.text);
                         goto fail;

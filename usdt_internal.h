@@ -242,6 +242,7 @@ struct usdt_provider_impl {
         size_t index_buckets;           /* a power of 2, or 0 */
         size_t count;                   /* probes listed */
         int busy;                       /* an enable is loading its object */
+        struct usdt_provider_impl *busy_next;  /* usdt.c's list of those */
 };
 
 #define USDT_IMPL(p) ((struct usdt_provider_impl *)(p))

@@ -396,6 +396,9 @@ memfd_place(void *ctx, size_t bytes)
                 mp->error = errno;
                 return NULL;
         }
+        /* A child forked meanwhile must not inherit a writable view: it
+         * would keep the write seal off (EBUSY) for as long as it lives. */
+        madvise(map, bytes, MADV_DONTFORK);
         mp->map = map;
         mp->bytes = bytes;
         return map;
@@ -415,7 +418,7 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
         size_t bytes = 0;
         char name[80];
         void *map;
-        int fd;
+        int fd, sealed;
 
         snprintf(name, sizeof(name), "libusdt:%s", obj->set.provider);
         fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
@@ -441,8 +444,15 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
         }
         if (mp.map != NULL)
                 munmap(mp.map, mp.bytes);       /* no writable mapping may stay */
-        if (fd < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-                            F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        /* Sealed against any change. EBUSY: a child forked in the instant
+         * between the mmap and its MADV_DONTFORK still has the writable
+         * view; the object is then sealed against shrinking and growing
+         * only (nobody but this process and that child can write it). */
+        sealed = fd >= 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+                                  F_SEAL_WRITE | F_SEAL_SEAL) == 0;
+        if (fd >= 0 && !sealed && errno == EBUSY)
+                sealed = fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0;
+        if (!sealed) {
                 usdt_err_set(err, "cannot make the SDT memory file for "
                                "provider %s: %s", obj->set.provider, strerror(errno));
                 if (fd >= 0)

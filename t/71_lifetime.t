@@ -152,6 +152,19 @@ subtest 'a descriptor closed behind the library and reused stays the program\'s'
     }
 };
 
+subtest 'a child forked while another thread enables can still free that provider' => sub {
+    # the enabling thread loads the object with the library lock dropped;
+    # the child never sees it finish. Before the fix the child's free
+    # waited for it forever (alarm); the child's inherited writable view of
+    # the memory file also kept the parent's seal off (EBUSY).
+    my $exe = build_static('lifetime_forkenable') or return;
+    my ($st, $out) = run_bounded(150, {}, $exe);
+    is status_text($st), 'exit 0', 'the program exited 0';
+    my ($children) = $out =~ /^forkenable ok rounds 20 children (\d+)$/m;
+    ok defined $children, 'every child freed the provider, every enable succeeded' or diag $out;
+    cmp_ok $children // 0, '>=', 20, 'children were forked during enables';
+};
+
 subtest 'providers a garbage collector has not freed: 20 000 cycles, bounded' => sub {
     my $exe = build_static('lifetime_gc') or return;
     # ulimit -n 256 inside; never a free, never a release
