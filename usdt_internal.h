@@ -24,7 +24,7 @@
  *     inside it (usdt_object.c).
  *
  * Calls go one way: usdt.c (API) -> usdt_object.c (lifecycle) -> the
- * backends (usdt_elf.c, usdt_sdt_load.c, usdt_dof*.c) -> usdt_probe.c and
+ * backends (usdt_elf.c, usdt_sdt_load.c, usdt_sdt_dir.c, usdt_dof*.c) -> usdt_probe.c and
  * usdt_dof.c (stubs, buffers). A backend returns -1 and writes its message
  * into the buffer it was given (struct usdt_err); only usdt.c sets a
  * provider's error. usdt_fire.c (the hot path) calls nothing.
@@ -321,6 +321,17 @@ unsigned char *usdt_elf_image(const struct usdt_probe_set *set,
 void usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *name,
                    const char *args, uintptr_t site, uintptr_t base,
                    uintptr_t semaphore);
+
+/* usdt_sdt_dir.c: file mode, a file in a private directory */
+struct usdt_sdt_place {
+        const char *dir;        /* the private directory itself */
+        int chosen;             /* 1: USDT_SDT_DIR ("USDT_SDT_DIR=DIR: ...") */
+        int made;               /* we created it in this attempt */
+};
+int usdt_sdt_store_in_dir(struct usdt_object *obj, struct usdt_err *err,
+                          struct usdt_sdt_place *pl, const unsigned char *img,
+                          size_t bytes);
+void usdt_sdt_place_unmake(struct usdt_sdt_place *pl);
 
 /* usdt_sdt_load.c: where the image lives, and loading it */
 int usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err);
