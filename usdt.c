@@ -608,17 +608,24 @@ usdt_probe_set_take(struct usdt_probe_set *set, const usdt_provider_t *provider)
 
 /* --- Enable and disable ------------------------------------------------- */
 
+/* Whether obj (may be NULL) was built for exactly this probe set: then its
+ * stubs, notes and DOF are this set's. (The provider's name is not in the
+ * key: a provider's objects all carry its one name.) */
+static int
+object_has_set(const struct usdt_object *obj, const struct usdt_probe_set *set)
+{
+        return obj != NULL && obj->set.key_bytes == set->key_bytes &&
+               memcmp(obj->set.key, set->key, set->key_bytes) == 0;
+}
+
 /* Whether the kept object can be published again for this set. DOF never
  * re-uses one: its stub addresses were named to DTrace already. */
 static int
 object_reusable(const struct usdt_object *obj, const struct usdt_probe_set *set,
                 int backends)
 {
-        return obj != NULL && obj->backends == backends &&
-               !(backends & USDT_BACKEND_DOF) &&
-               obj->set.key_bytes == set->key_bytes &&
-               strcmp(obj->set.provider, set->provider) == 0 &&
-               memcmp(obj->set.key, set->key, set->key_bytes) == 0;
+        return object_has_set(obj, set) && obj->backends == backends &&
+               !(backends & USDT_BACKEND_DOF);
 }
 
 /* Retire the provider's object (kept or failed), if it has one. */
@@ -804,11 +811,9 @@ usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
                 goto out;
         }
         obj = impl->object;
-        if (obj == NULL || obj->set.key_bytes != set.key_bytes ||
-            memcmp(obj->set.key, set.key, set.key_bytes) != 0) {
+        if (!object_has_set(obj, &set)) {
                 obj = impl->preview;
-                if (obj != NULL && (obj->set.key_bytes != set.key_bytes ||
-                    memcmp(obj->set.key, set.key, set.key_bytes) != 0)) {
+                if (obj != NULL && !object_has_set(obj, &set)) {
                         usdt_object_retire(obj);
                         impl->preview = obj = NULL;
                 }

@@ -81,12 +81,13 @@ void
 usdt_fire_init(void)
 {
         static int decided;
-        long cmds;
 
         if (decided)
                 return;
         decided = 1;
 #ifdef USDT_RSEQ_FASTPATH
+        long cmds;
+
         if (&__rseq_size == NULL || &__rseq_offset == NULL || __rseq_size < 16 ||
             __rseq_offset == 0)
                 return;
@@ -95,8 +96,6 @@ usdt_fire_init(void)
             membarrier(MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_RSEQ) != 0)
                 return;
         usdt_rseq_tls = (long)__rseq_offset;
-#else
-        (void)cmds;
 #endif
 }
 

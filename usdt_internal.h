@@ -338,6 +338,7 @@ int usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err);
 void usdt_sdt_unpublish(struct usdt_object *obj);
 int usdt_sdt_unload(struct usdt_object *obj);
 void usdt_fd_close_if_same(int fd, dev_t dev, ino_t ino);
+int usdt_memfd_exec(const char *name, unsigned int flags);
 
 /* usdt_dof.c: growable byte buffers and the DOF string table */
 struct usdt_buf {

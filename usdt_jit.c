@@ -59,9 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U
-#endif
 
 #define USDT_JIT_PROBES_MAX     1024            /* semaphores per arena */
 #define USDT_JIT_CODE_MAX       ((size_t)1 << 30)
@@ -215,9 +212,7 @@ usdt_jit_create(const char *name, size_t code_bytes)
         if (img == NULL)
                 goto fail;
         snprintf(memfd_name, sizeof(memfd_name), "libusdt-jit:%s", name);
-        jit->fd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_EXEC);
-        if (jit->fd < 0 && errno == EINVAL)     /* kernels before 6.3 */
-                jit->fd = memfd_create(memfd_name, MFD_CLOEXEC);
+        jit->fd = usdt_memfd_exec(memfd_name, 0);
         if (jit->fd < 0 || write_all_at(jit->fd, img, jit->info.bytes, 0) != 0 ||
             fstat(jit->fd, &st) != 0) {
                 saved = errno;

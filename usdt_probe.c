@@ -56,6 +56,20 @@ usdt_sdt_arg_location(size_t index)
  * aarch64 "x0", "-5", "[sp, 16]" (below). Returns NULL, or the reason in
  * reason.
  */
+/* A signed decimal ("-12") of exactly len bytes; 1 if it is one. */
+static int
+sdt_decimal(const char *s, size_t len)
+{
+        size_t i = (len > 0 && s[0] == '-') ? 1 : 0;
+
+        if (i == len)
+                return 0;
+        for (; i < len; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return 0;
+        return 1;
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 static const char *const sdt_registers[] = {
         "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "rip",
@@ -86,20 +100,12 @@ sdt_location_valid(const char *loc, size_t len)
 
         if (len >= 2 && loc[0] == '%')
                 return sdt_register(loc + 1, len - 1);
-        if (len >= 2 && loc[0] == '$') {
-                i = 1 + (loc[1] == '-');
-                if (i == len)
-                        return 0;
-                for (; i < len; i++)
-                        if (loc[i] < '0' || loc[i] > '9')
-                                return 0;
-                return 1;
-        }
-        if (i < len && loc[i] == '-')
+        if (len >= 2 && loc[0] == '$')
+                return sdt_decimal(loc + 1, len - 1);
+        /* [-]DISP(%reg), DISP optional */
+        while (i < len && loc[i] != '(')
                 i++;
-        while (i < len && loc[i] >= '0' && loc[i] <= '9')
-                i++;
-        return i + 3 < len && loc[i] == '(' && loc[i + 1] == '%' &&
+        return (i == 0 || sdt_decimal(loc, i)) && i + 3 < len && loc[i + 1] == '%' &&
                loc[len - 1] == ')' && sdt_register(loc + i + 2, len - i - 3);
 }
 
@@ -111,20 +117,6 @@ sdt_location_valid(const char *loc, size_t len)
  * offset ("[sp, 16]", "[x29, -8]"). Not "w0" or "#5" (libbpf refuses
  * both), nor "[sp]" (gdb reads only "[reg, offset]").
  */
-
-/* A signed decimal ("-12") of exactly len bytes; 1 if it is one. */
-static int
-sdt_decimal(const char *s, size_t len)
-{
-        size_t i = (len > 0 && s[0] == '-') ? 1 : 0;
-
-        if (i == len)
-                return 0;
-        for (; i < len; i++)
-                if (s[i] < '0' || s[i] > '9')
-                        return 0;
-        return 1;
-}
 
 /* "sp", or "x" and 0..30 without a leading zero; 1 if reg (len bytes) is one. */
 static int

@@ -86,6 +86,22 @@ memfd_refused(struct usdt_err *err, const char *call, int error)
                      strerror(error), setting == '2' ? ", vm.memfd_noexec=2" : "");
 }
 
+/*
+ * A close-on-exec memory file that may be mapped executable, with extra
+ * flags (MFD_ALLOW_SEALING): MFD_EXEC asked for explicitly (Linux 6.3+,
+ * where vm.memfd_noexec decides), or plain on older kernels, which refuse
+ * the flag with EINVAL. For provider objects and JIT arenas.
+ */
+int
+usdt_memfd_exec(const char *name, unsigned int flags)
+{
+        int fd = memfd_create(name, MFD_CLOEXEC | MFD_EXEC | flags);
+
+        if (fd < 0 && errno == EINVAL)
+                fd = memfd_create(name, MFD_CLOEXEC | flags);
+        return fd;
+}
+
 /* Where usdt_elf_build writes the image: the memory file itself, mapped
  * shared, so that the image is written once, in place, with its pages
  * allocated in one go (MAP_POPULATE) rather than faulted in one by one. */
@@ -137,9 +153,7 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
         int fd, sealed;
 
         snprintf(name, sizeof(name), "libusdt:%s", obj->set.provider);
-        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-        if (fd < 0 && errno == EINVAL)  /* kernels before 6.3 */
-                fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        fd = usdt_memfd_exec(name, MFD_ALLOW_SEALING);
         if (fd < 0 && (errno == EACCES || errno == EPERM)) {
                 memfd_refused(err, "memfd_create", errno);
                 return 1;
