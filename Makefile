@@ -171,10 +171,10 @@ test: deps all test_usdt examples
 	perl test_usdt.pl
 
 demo: deps examples/hello
-	@sh examples/demo.sh
+	@sh examples/demo.sh hello 'usdt::hello:tick { printf("traced: %d %s\n", arg0, str(arg1)); }'
 
 demo-jit: deps examples/jit
-	@sh examples/demo_jit.sh
+	@sh examples/demo.sh jit 'usdt::jitdemo:tick { printf("traced: tick(%d, %d)\n", arg0, arg1); }'
 
 bench: all
 	$(MAKE) -C bench run

@@ -1,20 +1,25 @@
 #!/bin/sh
-# make demo: run examples/hello and, as root with bpftrace, trace it live
-# for a few seconds. Stops only the processes it started, by their pid.
+# make demo and make demo-jit: run an example and, as root with bpftrace,
+# trace it live until it exits. Stops only the processes it started, by
+# their pid.
+#   sh examples/demo.sh PROGRAM BPFTRACE-PROBE-AND-ACTION
+# e.g. sh examples/demo.sh hello 'usdt::hello:tick { printf(...); }'
 set -u
 cd "$(dirname "$0")"
-./hello 8 &
-hello=$!
-trap 'kill $hello 2>/dev/null; [ -n "${bt:-}" ] && kill $bt 2>/dev/null' EXIT INT TERM
+program=$1
+script=$2
+./$program 8 &
+pid=$!
+trap 'kill $pid 2>/dev/null; [ -n "${bt:-}" ] && kill $bt 2>/dev/null' EXIT INT TERM
 sleep 1
 if [ "$(id -u)" = 0 ] && command -v bpftrace >/dev/null 2>&1; then
-        echo "demo: tracing it with bpftrace until it exits:"
-        bpftrace -p $hello -e 'usdt::hello:tick { printf("traced: %d %s\n", arg0, str(arg1)); }' 2>/dev/null &
+        echo "demo: tracing $program with bpftrace until it exits:"
+        bpftrace -p $pid -e "$script" 2>/dev/null &
         bt=$!
-        wait $hello
+        wait $pid
         wait $bt
         bt=
 else
         echo "demo: run the command above as root (with bpftrace installed) to see the probe fire"
-        wait $hello
+        wait $pid
 fi

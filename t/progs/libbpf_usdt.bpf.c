@@ -22,19 +22,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 
-/*
- * One record in the ring buffer. The loader declares the same struct and
- * refuses a record of any other size.
- */
-#define LIBBPF_USDT_TEXT_BYTES 4096
-enum { LIBBPF_USDT_INT_STR = 1, LIBBPF_USDT_INT_INT = 2 };
-struct libbpf_usdt_event {
-        long kind;
-        long arg0;
-        long arg1;
-        long text_bytes;        /* bpf_probe_read_user_str's result */
-        char text[LIBBPF_USDT_TEXT_BYTES];
-};
+#include "libbpf_usdt.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -25,16 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The record the BPF side writes; declared identically there. */
-#define LIBBPF_USDT_TEXT_BYTES 4096
-enum { LIBBPF_USDT_INT_STR = 1, LIBBPF_USDT_INT_INT = 2 };
-struct libbpf_usdt_event {
-        long kind;
-        long arg0;
-        long arg1;
-        long text_bytes;        /* bpf_probe_read_user_str's result */
-        char text[LIBBPF_USDT_TEXT_BYTES];
-};
+#include "libbpf_usdt.h"
 
 static volatile sig_atomic_t stop_requested;
 
