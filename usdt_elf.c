@@ -133,7 +133,7 @@ shname(const char *name)
         return (uint32_t)(p - shstrtab);
 }
 
-/* Append name with every '-' as "__" (DTrace's route-start is route__start). */
+/* Append name's published form (usdt_name_publish_char). */
 static void
 buf_add_sdt_name(struct usdt_buf *buf, const char *name)
 {
@@ -150,21 +150,23 @@ build_strings(const char *name, const struct usdt_probe_set *set,
         size_t i, reserve = 0;
 
         for (i = 0; set != NULL && i < set->nprobes; i++)   /* at most */
-                reserve += 16 + 3 * (strlen(set->provider) + strlen(set->probes[i].name)) +
-                           strlen(set->probes[i].function);
-        usdt_buf_reserve(dynstr, reserve + 64 + strlen(name));
+                reserve += 16 + 4 * (strlen(set->provider) + strlen(set->probes[i].name)) +
+                           2 * strlen(set->probes[i].function);
+        usdt_buf_reserve(dynstr, reserve + 64 + 2 * strlen(name));
         usdt_buf_append(dynstr, "", 1);
         *soname = (uint32_t)dynstr->size;
         usdt_buf_append(dynstr, "libusdt-", 8);
-        usdt_buf_add_string(dynstr, name);
+        buf_add_sdt_name(dynstr, name);
+        usdt_buf_append(dynstr, "", 1);
         for (i = 0; set != NULL && i < set->nprobes; i++) {
                 const struct usdt_set_probe *p = &set->probes[i];
                 /* provider_function_name, and its _semaphore */
-                usdt_buf_append(dynstr, set->provider, strlen(set->provider));
+                buf_add_sdt_name(dynstr, set->provider);
                 usdt_buf_append(dynstr, "_", 1);
-                usdt_buf_append(dynstr, p->function, strlen(p->function));
+                buf_add_sdt_name(dynstr, p->function);
                 usdt_buf_append(dynstr, "_", 1);
-                usdt_buf_add_string(dynstr, p->name);
+                buf_add_sdt_name(dynstr, p->name);
+                usdt_buf_append(dynstr, "", 1);
                 buf_add_sdt_name(dynstr, set->provider);
                 usdt_buf_append(dynstr, "_", 1);
                 buf_add_sdt_name(dynstr, p->name);

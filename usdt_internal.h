@@ -261,6 +261,7 @@ const char *usdt_probedef_check(char *reason, size_t size,
 const char *usdt_probe_name_check(char *reason, size_t size, const char *name);
 const char *usdt_name_quote(char *buf, size_t size, const char *name);
 size_t usdt_name_publish_char(unsigned char c, char out[4]);
+char *usdt_name_publish(char *out, size_t size, const char *name);
 int usdt_names_publish_alike(const char *a, const char *b);
 uint32_t usdt_name_publish_hash(uint32_t hash, const char *name);
 

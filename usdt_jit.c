@@ -211,7 +211,8 @@ usdt_jit_create(const char *name, size_t code_bytes)
         img = usdt_elf_build(&spec, &jit->info, NULL, NULL);
         if (img == NULL)
                 goto fail;
-        snprintf(memfd_name, sizeof(memfd_name), "libusdt-jit:%s", name);
+        memcpy(memfd_name, "libusdt-jit:", 12);         /* as for providers */
+        usdt_name_publish(memfd_name + 12, sizeof(memfd_name) - 12, name);
         jit->fd = usdt_memfd_exec(memfd_name, 0);
         if (jit->fd < 0 || write_all_at(jit->fd, img, jit->info.bytes, 0) != 0 ||
             fstat(jit->fd, &st) != 0) {

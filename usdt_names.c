@@ -1,9 +1,11 @@
 /*
  * Names: what the library accepts as provider, module, function and probe
- * names and argument types, and how a name is shown in an error message.
- * The limits are DTrace's (the kernel refuses longer names in a DOF
- * document) and the characters are what every tracer can parse and what
- * cannot escape into a path or a format string.
+ * names and argument types, how a name is published to Linux tracers, and
+ * how a name is shown in an error message. Every name DTrace loads is
+ * accepted: its kernel checks lengths only, and so does this file. Linux
+ * tracers parse far fewer characters (the README has a table per tracer),
+ * so an SDT note carries a name's published form, which only ever holds
+ * [A-Za-z0-9_] and is what tracers are given to match.
  */
 #include "usdt_internal.h"
 
@@ -44,16 +46,17 @@ usdt_name_quote(char *buf, size_t bufsize, const char *name)
 }
 
 /*
- * Check one name. Returns NULL when it is acceptable, else writes why into
- * reason (naming the limit) and returns reason.
+ * Check one name: NULL, empty (unless allowed) and too long are refused; any
+ * other byte is fine, because the DOF document carries the name as it is and
+ * an SDT note its published form. Returns NULL when it is acceptable, else
+ * writes why into reason (naming the limit) and returns reason.
  */
 static const char *
 name_check(char *reason, size_t reason_size, const char *what,
-           const char *name, size_t max_bytes,
-           const char *allowed_punct, int allow_empty)
+           const char *name, size_t max_bytes, int allow_empty)
 {
         char quoted[200];
-        size_t len, i;
+        size_t len;
 
         if (name == NULL) {
                 snprintf(reason, reason_size, "%s is NULL", what);
@@ -61,7 +64,8 @@ name_check(char *reason, size_t reason_size, const char *what,
         }
         len = strnlen(name, max_bytes + 1);
         if (len == 0 && !allow_empty) {
-                snprintf(reason, reason_size, "%s is empty", what);
+                snprintf(reason, reason_size, "%s is empty: a tracer needs at least one character",
+                         what);
                 return reason;
         }
         if (len > max_bytes) {
@@ -71,39 +75,49 @@ name_check(char *reason, size_t reason_size, const char *what,
                          max_bytes);
                 return reason;
         }
-        for (i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)name[i];
-                int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                         c == '_' || (c >= '0' && c <= '9') ||
-                         (c != '\0' && strchr(allowed_punct, c) != NULL);
-                if (!ok) {
-                        snprintf(reason, reason_size,
-                                 "%s \"%s\" is refused: use letters, digits, '_' and \"%s\"",
-                                 what, usdt_name_quote(quoted, sizeof(quoted), name),
-                                 allowed_punct);
-                        return reason;
-                }
-        }
         return NULL;
 }
 
 /*
- * How a name is published to Linux tracers, one character at a time: the
- * form of c goes into out (at most 4 bytes), and its length is returned.
- * DTrace shows "__" in a probe name as "-", so an SDT note carries '-' as
- * "__" (route-start is route__start to bpftrace); everything else as it is.
- * The only place that says so: the ELF writer, the duplicate check and the
- * JIT all publish through it.
+ * How a name is published to Linux tracers, one byte at a time: the form of
+ * c goes into out (at most 4 bytes), and its length is returned. Letters,
+ * digits and '_' stay as they are. DTrace shows "__" in a probe name as "-",
+ * so '-' is published as "__" (route-start is route__start to bpftrace).
+ * Every other byte becomes '_' (my.app is my_app; the two bytes of a UTF-8
+ * 'é' are "__"): perf takes nothing else, bpftrace takes most other
+ * characters only quoted, and no tracer knows an escape. The one place that
+ * says so: the ELF writer, the duplicate check, file and memory-file names
+ * and the JIT all publish through it.
  */
 size_t
 usdt_name_publish_char(unsigned char c, char out[4])
 {
-        if (c == '-') {
-                out[0] = out[1] = '_';
-                return 2;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '_') {
+                out[0] = (char)c;
+                return 1;
         }
-        out[0] = (char)c;
-        return 1;
+        out[0] = out[1] = '_';
+        return c == '-' ? 2 : 1;
+}
+
+/* The published form of name in out (cut short to fit); out. */
+char *
+usdt_name_publish(char *out, size_t size, const char *name)
+{
+        char form[4];
+        size_t used = 0, n;
+
+        for (; *name != '\0'; name++) {
+                n = usdt_name_publish_char((unsigned char)*name, form);
+                if (used + n >= size)
+                        break;
+                memcpy(out + used, form, n);
+                used += n;
+        }
+        if (size > 0)
+                out[used] = '\0';
+        return out;
 }
 
 /* Whether two names publish alike (then they are one probe to a tracer). */
@@ -160,9 +174,9 @@ usdt_probedef_check(char *reason, size_t size, const usdt_probedef_t *pd)
         size_t i;
 
         if (name_check(reason, size, "function name", pd->function,
-                       USDT_FUNCTION_NAME_MAX, "-.$", 1) != NULL ||
+                       USDT_FUNCTION_NAME_MAX, 1) != NULL ||
             name_check(reason, size, "probe name", pd->name,
-                       USDT_PROBE_NAME_MAX, "-", 0) != NULL)
+                       USDT_PROBE_NAME_MAX, 0) != NULL)
                 return reason;
         for (i = 0; i < pd->argc; i++) {
                 if (pd->types[i] != NULL &&
@@ -181,22 +195,21 @@ const char *
 usdt_probe_name_check(char *reason, size_t size, const char *name)
 {
         return name_check(reason, size, "probe name", name,
-                          USDT_PROBE_NAME_MAX, "-", 0);
+                          USDT_PROBE_NAME_MAX, 0);
 }
 
-/* The reasons create_provider refuses a name or module, or NULL. */
+/*
+ * The reasons create_provider refuses a name or module, or NULL. The module
+ * is DTrace's alone (the helper's dofhp_mod): an SDT note has no place for
+ * it, so it may even be empty.
+ */
 const char *
 usdt_provider_check(char *reason, size_t size, const char *name, const char *module)
 {
         if (name_check(reason, size, "provider name", name,
-                       USDT_PROVIDER_NAME_MAX, "-", 0) != NULL ||
+                       USDT_PROVIDER_NAME_MAX, 0) != NULL ||
             name_check(reason, size, "module name", module,
-                       USDT_MODULE_NAME_MAX, "-.", 0) != NULL)
+                       USDT_MODULE_NAME_MAX, 1) != NULL)
                 return reason;
-        if (module[0] == '.' || module[0] == '-') {
-                snprintf(reason, size, "module name \"%.40s\" is refused: "
-                         "it must not start with '.' or '-'", module);
-                return reason;
-        }
         return NULL;
 }

@@ -223,7 +223,7 @@ usdt_sdt_store_in_dir(struct usdt_object *obj, struct usdt_err *err,
                       struct usdt_sdt_place *pl, const unsigned char *img, size_t bytes)
 {
         const char *pre = place_prefix(pl);
-        char name[128], *real = NULL;
+        char name[160], provider[64], *real = NULL;
         struct stat st;
         int dirfd, fd, rc, attempt;
 
@@ -258,7 +258,8 @@ usdt_sdt_store_in_dir(struct usdt_object *obj, struct usdt_err *err,
         for (attempt = 0; attempt < 4; attempt++) {
                 snprintf(name, sizeof(name), "usdt-%d-%llu-%lu-%s.so", (int)getpid(),
                          process_start_time(getpid()),
-                         __atomic_add_fetch(&sequence, 1, __ATOMIC_RELAXED), obj->set.provider);
+                         __atomic_add_fetch(&sequence, 1, __ATOMIC_RELAXED),
+                         usdt_name_publish(provider, sizeof(provider), obj->set.provider));
                 fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0 || flock(fd, LOCK_SH) != 0 || fstat(fd, &st) != 0 ||
                     st.st_nlink > 0)

@@ -152,7 +152,9 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
         void *map;
         int fd, sealed;
 
-        snprintf(name, sizeof(name), "libusdt:%s", obj->set.provider);
+        /* the published form: a newline would break /proc/PID/maps */
+        memcpy(name, "libusdt:", 8);
+        usdt_name_publish(name + 8, sizeof(name) - 8, obj->set.provider);
         fd = usdt_memfd_exec(name, MFD_ALLOW_SEALING);
         if (fd < 0 && (errno == EACCES || errno == EPERM)) {
                 memfd_refused(err, "memfd_create", errno);

@@ -146,6 +146,15 @@ subtest 'long names at the limits and a NULL type' => sub {
     $d->ok_all('free l');
 };
 
+subtest 'names DTrace loads go into the DOF as written, not in their published form' => sub {
+    $d->ok_all('provider o my.app%3Av2 m%20x', 'probe o1 f.n req.start int',
+               'probe o2 %24f a%3Ab%20c%0a', 'probe o3 f req-start', 'add o o1', 'add o o2', 'add o o3');
+    my $doc = dof_of('o');
+    is $doc->{provider}{name}, 'my.app:v2';
+    check_probes($doc, ['f.n', 'req.start', 'int'], ['$f', "a:b c\n"], ['f', 'req-start']);
+    $d->ok_all('free o');
+};
+
 # Many probes: the provider is enabled and published, every handle is
 # live, the DOF document names exactly those stubs, and the last probe
 # fires into a tracer.

@@ -60,9 +60,9 @@ like $all, qr/Build ID: [0-9a-f]{40}/, 'a build-id note';
 like $all, qr/GNU_STACK\s+0x0+ 0x0+ 0x0+ 0x0+ 0x0+ RW /, 'the stack is not executable';
 my @loads = $all =~ /^\s+LOAD\s+(?:0x[0-9a-f]+\s+){5}(.{3}) 0x1000$/mg;
 is_deeply [sort @loads], [sort 'R  ', 'R E', 'RW '], 'segments R, R E, RW: none writable and executable';
-like $all, qr/FUNC\s+GLOBAL DEFAULT\s+\d+ sdt-prov_fn_args-0\b/, 'each stub has a symbol named provider_function_name';
+like $all, qr/FUNC\s+GLOBAL DEFAULT\s+\d+ sdt__prov_fn_args__0\b/, 'each stub has a symbol named provider_function_name (published forms)';
 like $all, qr/OBJECT\s+GLOBAL DEFAULT\s+\d+ sdt__prov_args__0_semaphore\b/, 'and each semaphore one';
-like $all, qr/\(SONAME\)\s+Library soname: \[libusdt-sdt-prov\]/, 'a soname';
+like $all, qr/\(SONAME\)\s+Library soname: \[libusdt-sdt__prov\]/, 'a soname';
 
 # The mappings of a process that are writable and executable at once: the
 # w and the x of the permissions field ("rwxp").

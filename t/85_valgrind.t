@@ -42,7 +42,13 @@ probe_argc x fn big 33
 probe x fn big33 ${\ join ' ', ('int') x 33}
 probe_typed x fn big 33
 probe_typed x fn big 18446744073709551615
-provider x bad%20name mod
+provider x *54:b mod
+provider y my.app%0a%c3%a9 m%0a
+probe e f%20n a:b%20c int
+add y e
+enable y
+free y
+release e
 provider q other mod
 probe d fn d *200:t
 add q d
@@ -64,7 +70,8 @@ is $answers, join('', map { "$_\n" } 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok',
     'error probe named valgrind:mod:fn:one already exists',
     'ok', 'ok', '0', 'fired 1', 'fired 1', 'ok N', 'ok', 'ok', 'fired 1',
     ('ok') x 9, 'error EINVAL', 'error EINVAL', 'error EINVAL', 'error EINVAL',
-    q{error EINVAL usdt_create_provider: provider name "bad name" is refused: use letters, digits, '_' and "-"},
+    q{error EINVAL usdt_create_provider: provider name "} . ('b' x 40) . q{..." is too long: the limit is 53 bytes},
+    'ok', 'ok', 'ok', 'ok', 'ok', 'ok',
     'ok', 'ok', 'error probe other:mod:fn:d: argument 0 type is too long: the limit is 127 bytes',
     'error no probes defined', 'ok', 'ok', 'ok'), 'every command answered as expected';
 done_testing;

@@ -186,7 +186,7 @@ main(void)
                 } else if (strncmp(line, "badcreate", 9) == 0) {
                         char first[400];
                         int e1, e2;
-                        if (usdt_jit_create("bad:name", 4096) != NULL)
+                        if (usdt_jit_create("", 4096) != NULL)
                                 return 9;
                         e1 = errno;
                         snprintf(first, sizeof(first), "%s", usdt_jit_errstr(NULL));
