@@ -1,20 +1,37 @@
 /*
- * A toy JIT for t/77_jit.t (x86_64): emits, at run time, functions
+ * A toy JIT for t/77_jit.t (x86_64) and t/81_aarch64.t (aarch64, under
+ * qemu): emits, at run time, functions f(long a, long b) that test their
+ * probe's semaphore inline and pass through a probe site only while it is
+ * nonzero, with the site's arguments where the ABI left them. On x86_64
  *
- *      f(long a, long b):  cmpw $0, SEM(%rip)      the probe's semaphore
- *                          je 1f
- *                          nopl 0(%rax,%rax)       the probe site (nop5)
- *                      1:  ret
+ *      f:  cmpw $0, SEM(%rip)      the probe's semaphore
+ *          je 1f
+ *          nopl 0(%rax,%rax)       the probe site (nop5), "-8@%rdi -8@%rsi"
+ *      1:  ret
  *
- * into a libusdt JIT arena, with the site's arguments where the ABI left
- * them ("-8@%rdi -8@%rsi"). Scripted line by line on stdin, one answer line
+ * and on aarch64, where f returns 1 if it passed the site, 0 if not:
+ *
+ *      f:  ldr x16, 3f             the semaphore's address, a literal
+ *          ldrh w16, [x16]
+ *          cbz w16, 2f
+ *          nop                     the probe site, "-8@x0 -8@x1"
+ *          mov x0, #1
+ *          ret
+ *      2:  mov x0, #0
+ *          ret
+ *      3:  .quad SEM
+ *
+ * into a libusdt JIT arena. Scripted line by line on stdin, one answer line
  * per command:
  *   emit NAME OFFSET   emit a function for probe jittoy:NAME at arena+OFFSET
  *                      and publish it                    -> "emitted ADDR"
  *   call NAME N        call it N times with (i, 2*i)     -> "called N"
+ *                      (aarch64: "called N passed M", M the calls that
+ *                      went through the site)
  *   sem NAME           the probe's semaphore             -> "sem V"
  *   try ARGS           usdt_jit_add_site with these operands at a fresh
  *                      offset                            -> "ok" / "error TEXT"
+ *   tryat OFFSET ARGS  the same at arena+OFFSET          -> "ok" / "error TEXT"
  *   rewrite NAME       write a ret over NAME's site      -> "ok" / "error TEXT"
  *   site NAME          declare NAME's site again         -> "ok" / "error TEXT"
  *   same NAME          write NAME's code again, unchanged, site included
@@ -24,7 +41,7 @@
  *                      private copy (a tracer's or debugger's) -> "private 0|1"
  *   fork NAME          a child runs NAME, fails to write, frees the arena,
  *                      exits; -> "fork ok" / "fork bad WHY"
- *   badcreate          usdt_jit_create with a bad name, then 0 bytes
+ *   badcreate          usdt_jit_create with an empty name, then 0 bytes
  *                      -> "errno E1 E2 | TEXT1 | TEXT2"
  *   path, pid, free (-> "freed mapped N": arena mappings left), quit
  */
@@ -41,6 +58,46 @@
 
 #define MAX_FUNCS 16
 
+#if defined(__aarch64__)
+/* Every instruction is 4 bytes, little-endian. */
+#define INSN(w) (w) & 0xff, (w) >> 8 & 0xff, (w) >> 16 & 0xff, (unsigned)(w) >> 24
+#define SITE_OFFSET     12              /* the nop */
+#define SITE_ARGS       "-8@x0 -8@x1"
+#define ONE_ARG         "-8@x0"
+#define SEM_LITERAL     32              /* the semaphore's address, 8-byte aligned */
+#define INSN_STEP       4               /* where instructions may start */
+static const unsigned char code_template[40] = {
+        INSN(0x58000110u),              /* 0: ldr x16, 32 (the literal) */
+        INSN(0x79400210u),              /* 4: ldrh w16, [x16] */
+        INSN(0x34000090u),              /* 8: cbz w16, 24 */
+        INSN(0xd503201fu),              /* 12: nop: the site */
+        INSN(0xd2800020u),              /* 16: mov x0, #1 */
+        INSN(0xd65f03c0u),              /* 20: ret */
+        INSN(0xd2800000u),              /* 24: mov x0, #0 */
+        INSN(0xd65f03c0u),              /* 28: ret */
+        0, 0, 0, 0, 0, 0, 0, 0,         /* 32: .quad SEM */
+};
+static const unsigned char site_insn[4] = { INSN(0xd503201fu) };   /* nop */
+static const unsigned char ret_insn[4] = { INSN(0xd65f03c0u) };    /* ret */
+static const unsigned char nop_insn[4] = { INSN(0xd503201fu) };
+#else
+#define SITE_OFFSET     10              /* the nop5 */
+#define SITE_ARGS       "-8@%rdi -8@%rsi"
+#define ONE_ARG         "-8@%rdi"
+#define INSN_STEP       1
+static const unsigned char code_template[16] = {
+        0x66, 0x83, 0x3d, 0, 0, 0, 0, 0x00,     /* cmpw $0,SEM(%rip) */
+        0x74, 0x05,                             /* je +5 */
+        0x0f, 0x1f, 0x44, 0x00, 0x00,           /* nopl: the site */
+        0xc3,                                   /* ret */
+};
+static const unsigned char site_insn[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+static const unsigned char ret_insn[1] = { 0xc3 };
+static const unsigned char nop_insn[1] = { 0x90 };
+#endif
+
+typedef long (*toy_fn)(long, long);
+
 static usdt_jit_t *jit;
 static struct { char name[64]; unsigned char *code; } funcs[MAX_FUNCS];
 static int nfuncs;
@@ -56,28 +113,39 @@ func_find(const char *name)
         return NULL;
 }
 
+/* The template, made to read the semaphore sem when it runs at fn. */
+static void
+code_for(unsigned char *code, const unsigned char *fn, const volatile unsigned short *sem)
+{
+#if defined(__aarch64__)
+        uint64_t address = (uint64_t)(uintptr_t)sem;     /* no reach limit */
+
+        (void)fn;
+        memcpy(code, code_template, sizeof(code_template));
+        memcpy(code + SEM_LITERAL, &address, 8);
+#else
+        /* the displacement counts from the end of the cmpw (offset 8) */
+        int32_t disp = (int32_t)((intptr_t)sem - (intptr_t)(fn + 8));
+
+        memcpy(code, code_template, sizeof(code_template));
+        memcpy(code + 3, &disp, 4);
+#endif
+}
+
 static void
 emit(const char *name, size_t offset)
 {
         unsigned char *arena = usdt_jit_code(jit, NULL), *fn = arena + offset;
         const volatile unsigned short *sem = usdt_jit_semaphore(jit, "jittoy", name);
-        unsigned char code[16] = {
-                0x66, 0x83, 0x3d, 0, 0, 0, 0, 0x00,     /* cmpw $0,SEM(%rip) */
-                0x74, 0x05,                             /* je +5 */
-                0x0f, 0x1f, 0x44, 0x00, 0x00,           /* nopl: the site */
-                0xc3,                                   /* ret */
-        };
-        int32_t disp;
+        unsigned char code[sizeof(code_template)];
 
         if (sem == NULL || nfuncs == MAX_FUNCS) {
                 printf("error %s\n", usdt_jit_errstr(jit));
                 return;
         }
-        /* the displacement counts from the end of the cmpw (offset 8) */
-        disp = (int32_t)((intptr_t)sem - (intptr_t)(fn + 8));
-        memcpy(code + 3, &disp, 4);
+        code_for(code, fn, sem);
         if (usdt_jit_write(jit, fn, code, sizeof(code)) != 0 ||
-            usdt_jit_add_site(jit, "jittoy", name, fn + 10, "-8@%rdi -8@%rsi") != 0 ||
+            usdt_jit_add_site(jit, "jittoy", name, fn + SITE_OFFSET, SITE_ARGS) != 0 ||
             usdt_jit_publish(jit) != 0) {
                 printf("error %s\n", usdt_jit_errstr(jit));
                 return;
@@ -124,6 +192,7 @@ main(void)
 {
         char line[256], name[64], arg[128];
         long n, i;
+        int at = 0;
         size_t next_try = 2048;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -136,14 +205,20 @@ main(void)
                 if (sscanf(line, "emit %63s %ld", name, &n) == 2) {
                         emit(name, (size_t)n);
                 } else if (sscanf(line, "call %63s %ld", name, &n) == 2) {
-                        void (*fn)(long, long) = (void (*)(long, long))(void *)func_find(name);
+                        toy_fn fn = (toy_fn)(void *)func_find(name);
+                        long passed = 0;
                         if (fn == NULL) {
                                 printf("error no function %s\n", name);
                                 continue;
                         }
                         for (i = 0; i < n; i++)
-                                fn(i, 2 * i);
+                                passed += fn(i, 2 * i);
+#if defined(__aarch64__)
+                        printf("called %ld passed %ld\n", n, passed);
+#else
+                        (void)passed;   /* the x86_64 code returns no value */
                         printf("called %ld\n", n);
+#endif
                 } else if (sscanf(line, "sem %63s", name) == 1) {
                         const volatile unsigned short *sem =
                                 usdt_jit_semaphore(jit, "jittoy", name);
@@ -151,26 +226,33 @@ main(void)
                 } else if (strncmp(line, "try ", 4) == 0) {
                         unsigned char *arena = usdt_jit_code(jit, NULL);
                         line[strcspn(line, "\n")] = '\0';
-                        if (usdt_jit_add_site(jit, "jittoy", "tried", arena + next_try++,
+                        if (usdt_jit_add_site(jit, "jittoy", "tried", arena + next_try,
                                               line + 4) == 0)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
+                        next_try += INSN_STEP;
+                } else if (sscanf(line, "tryat %ld %n", &n, &at) == 1 && at > 0) {
+                        unsigned char *arena = usdt_jit_code(jit, NULL);
+                        line[strcspn(line, "\n")] = '\0';
+                        if (usdt_jit_add_site(jit, "jittoy", "tried", arena + n,
+                                              line + at) == 0)
+                                printf("ok\n");
+                        else
+                                printf("error %s\n", usdt_jit_errstr(jit));
                 } else if (sscanf(line, "rewrite %63s", name) == 1) {
-                        unsigned char *fn = func_find(name), ret = 0xc3;
-                        if (fn != NULL && usdt_jit_write(jit, fn + 10, &ret, 1) == 0)
+                        unsigned char *fn = func_find(name);
+                        if (fn != NULL && usdt_jit_write(jit, fn + SITE_OFFSET, ret_insn,
+                                                         sizeof(ret_insn)) == 0)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
                 } else if (sscanf(line, "same %63s", name) == 1) {
-                        unsigned char *fn = func_find(name), copy[16];
+                        unsigned char *fn = func_find(name), copy[sizeof(code_template)];
                         if (fn != NULL) {
                                 memcpy(copy, fn, sizeof(copy));
-                                copy[10] = 0x0f;        /* the nop5, not a tracer's byte */
-                                copy[11] = 0x1f;
-                                copy[12] = 0x44;
-                                copy[13] = 0x00;
-                                copy[14] = 0x00;
+                                /* the site's nop, not a tracer's breakpoint */
+                                memcpy(copy + SITE_OFFSET, site_insn, sizeof(site_insn));
                         }
                         if (fn != NULL && usdt_jit_write(jit, fn, copy, sizeof(copy)) == 0)
                                 printf("ok\n");
@@ -178,8 +260,8 @@ main(void)
                                 printf("error %s\n", usdt_jit_errstr(jit));
                 } else if (sscanf(line, "site %63s", name) == 1) {
                         unsigned char *fn = func_find(name);
-                        if (fn != NULL && usdt_jit_add_site(jit, "jittoy", name, fn + 10,
-                                                            "-8@%rdi") == 0)
+                        if (fn != NULL && usdt_jit_add_site(jit, "jittoy", name,
+                                                            fn + SITE_OFFSET, ONE_ARG) == 0)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
@@ -195,7 +277,7 @@ main(void)
                         e2 = errno;
                         printf("errno %d %d | %s | %s\n", e1, e2, first, usdt_jit_errstr(NULL));
                 } else if (sscanf(line, "fork %63s", name) == 1) {
-                        unsigned char *fn = func_find(name), nop = 0x90;
+                        unsigned char *fn = func_find(name);
                         int status = 0;
                         pid_t child;
 
@@ -207,8 +289,9 @@ main(void)
                         child = fork();
                         if (child == 0) {
                                 const char *err;
-                                ((void (*)(long, long))(void *)fn)(1, 2);
-                                if (usdt_jit_write(jit, fn + 64 * 30, &nop, 1) == 0)
+                                ((toy_fn)(void *)fn)(1, 2);
+                                if (usdt_jit_write(jit, fn + 64 * 30, nop_insn,
+                                                   sizeof(nop_insn)) == 0)
                                         _exit(2);
                                 err = usdt_jit_errstr(jit);
                                 if (strstr(err, "a forked child can run its code but not "
@@ -227,8 +310,8 @@ main(void)
                         printf("private %d\n", fn != NULL ? page_is_private(fn) : -1);
                 } else if (strncmp(line, "outside", 7) == 0) {
                         size_t bytes;
-                        unsigned char *arena = usdt_jit_code(jit, &bytes), nop = 0x90;
-                        if (usdt_jit_write(jit, arena + bytes, &nop, 1) == 0)
+                        unsigned char *arena = usdt_jit_code(jit, &bytes);
+                        if (usdt_jit_write(jit, arena + bytes, nop_insn, sizeof(nop_insn)) == 0)
                                 printf("ok\n");
                         else
                                 printf("error %s\n", usdt_jit_errstr(jit));
