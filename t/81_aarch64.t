@@ -125,21 +125,33 @@ my $image = do { local $/; <$fh> };
 close $fh;
 sub word_at { unpack 'V', substr($image, $_[0], 4) }
 
-my ($nst, $notes) = run_capture('readelf', '-nW', $path);
-is $nst, 0, 'readelf -n';
-my @notes;
-while ($notes =~ /Provider: (\S*)\s+Name: (\S*)\s+Location: (0x[0-9a-f]+), Base: (0x[0-9a-f]+), Semaphore: (0x[0-9a-f]+)\s+Arguments: ?([^\n]*)/g) {
-    push @notes, { provider => $1, name => $2, pc => hex $3, base => hex $4, sem => hex $5, args => $6 };
+# The SDT notes of an object, as readelf -nW shows them, in order; and
+# its writable LOAD segments, [address, size] each.
+sub sdt_notes {
+    my ($object) = @_;
+    my ($status, $text) = run_capture('readelf', '-nW', $object);
+    die "readelf -nW $object: $text" if $status != 0;
+    my @found;
+    while ($text =~ /Provider: (\S*)\s+Name: (\S*)\s+Location: (0x[0-9a-f]+), Base: (0x[0-9a-f]+), Semaphore: (0x[0-9a-f]+)\s+Arguments: ?([^\n]*)/g) {
+        push @found, { provider => $1, name => $2, pc => hex $3, base => hex $4, sem => hex $5, args => $6 };
+    }
+    return @found;
 }
-is scalar @notes, scalar @counts, 'one note per probe';
+sub writable_segments {
+    my ($object) = @_;
+    my (undef, $text) = run_capture('readelf', '-lW', $object);
+    return map { [ hex $1, hex $2 ] }
+           $text =~ /^\s+LOAD\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)\s+RW /mg;
+}
+
+my @notes = sdt_notes($path);
+is scalar @notes, scalar @counts, 'one note per probe (readelf -n)';
 my (undef, $sections) = run_capture('readelf', '-SW', $path);
 my %sec;
 while ($sections =~ /\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)/g) {
     $sec{$1} = { addr => hex $2, off => hex $3, size => hex $4 };
 }
-my (undef, $segments) = run_capture('readelf', '-lW', $path);
-my @rw = map { [ hex $1, hex $2 ] }
-         $segments =~ /^\s+LOAD\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)\s+RW /mg;
+my @rw = writable_segments($path);
 for my $i (0 .. $#counts) {
     my $n = $counts[$i];
     my $note = $notes[$i];
@@ -179,22 +191,22 @@ like $all, qr/OBJECT\s+GLOBAL DEFAULT\s+\d+ sdt__prov_args__0_semaphore\b/, 'and
 
 my $sem = semaphore_address($pid, $path, 'sdt__prov', 'args__9');
 sub sem_write {
-    my ($value) = @_;
-    open my $mem, '+<:raw', "/proc/$pid/mem" or die "/proc/$pid/mem: $!";
-    sysseek($mem, $sem, 0) or die "seek: $!";
+    my ($sem_pid, $address, $value) = @_;
+    open my $mem, '+<:raw', "/proc/$sem_pid/mem" or die "/proc/$sem_pid/mem: $!";
+    sysseek($mem, $address, 0) or die "seek: $!";
     syswrite($mem, pack('S', $value)) == 2 or die "write: $!";
     close $mem;
 }
 is $d->cmd('isenabled a9'), '0', 'untraced: usdt_is_enabled is 0';
 is $d->cmd('call_isenabled a9'), '0', 'and the stub\'s own is-enabled function too';
-sem_write(1);
+sem_write($pid, $sem, 1);
 is $d->cmd('isenabled a9'), '1', 'semaphore 1: usdt_is_enabled is 1';
 is $d->cmd('call_isenabled a9'), '1', 'and the stub reads it (its adrp/ldrh point at it)';
 is $d->cmd('isenabled a8'), '0', 'a neighbouring probe stays 0';
 is $d->cmd('guarded a9 3 i:1 s:x i:3 i:4 i:5 i:6 i:7 i:8 i:9'), 'fired 3',
     'guarded fires enter the stub, arguments on the stack included';
 is $d->cmd('fire a9 ' . join(' ', map { "i:$_" } 1 .. 32)), 'fired 1', 'and with 32 arguments';
-sem_write(0);
+sem_write($pid, $sem, 0);
 is $d->cmd('isenabled a9'), '0', 'semaphore 0 again: 0';
 is $d->cmd('guarded a9 3 i:1'), 'fired 0', 'and guarded fires stop';
 $d->ok_all('free p');
@@ -210,19 +222,27 @@ is $d->close, 0, 'the driver exits cleanly';
 # and walks the stack through the marshaller to the driver's main. qemu 7.2
 # does not tell gdb that return addresses are signed, so this driver runs
 # with pointer authentication off (the marshaller tests above run with it).
-SKIP: {
-    unless (USDTTest::installed('gdb-multiarch')) {
-        my $why = 'gdb-multiarch is not installed (Debian package gdb-multiarch)';
-        die "CI=true: $why. In CI this fails the suite (.ci/setup.sh installs it)\n"
-            if USDTTest::in_ci();
-        skip $why, 5;
-    }
-    mkdir "$tmp/sysroot" or die;
-    symlink("$sysroot/lib", "$tmp/sysroot/lib") && symlink('/proc', "$tmp/sysroot/proc") or die;
+my $no_gdb;
+unless (USDTTest::installed('gdb-multiarch')) {
+    $no_gdb = 'gdb-multiarch is not installed (Debian package gdb-multiarch)';
+    die "CI=true: $no_gdb. In CI this fails the suite (.ci/setup.sh installs it)\n"
+        if USDTTest::in_ci();
+}
+mkdir "$tmp/sysroot" or die;
+symlink("$sysroot/lib", "$tmp/sysroot/lib") && symlink('/proc', "$tmp/sysroot/proc") or die;
+
+# A port for qemu's gdb stub.
+sub free_port {
     my $listen = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
         or die "no free port: $!";
     my $port = $listen->sockport;
     close $listen;
+    return $port;
+}
+
+SKIP: {
+    skip $no_gdb, 5 if $no_gdb;
+    my $port = free_port();
     # qemu waits for gdb before it runs the driver; gdb retries its connect
     # until qemu listens (tcp auto-retry)
     my $dg = driver(_exe => "qemu-aarch64 -L $sysroot -cpu max,pauth=off -g $port $tmp/test_usdt");

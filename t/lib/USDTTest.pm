@@ -18,7 +18,7 @@ use Cwd ();
 
 our @EXPORT_OK = qw(driver tracer_start tracer_stop tracer_output tracer_wait
                     wait_for_file run_capture top_dir bpftrace gdb perf
-                    tracer_missing needs_tracers semaphore_address);
+                    tracer_missing needs_tracers semaphore_address mapped_address);
 
 my %started;    # pid => description, for the END block
 
@@ -289,9 +289,8 @@ sub run_capture {
 # semaphore_address(PID, PATH, PROVIDER, NAME): the address, in process
 # PID, of the SDT semaphore of probe PROVIDER:NAME (as published: a '-' is
 # '__') in the object at PATH. Found the way a tracer finds it: the note
-# gives the semaphore's link-time address, the LOAD segments its file
-# offset, and the line of /proc/PID/maps that maps that offset of the file
-# where it is now. Dies if any step finds nothing.
+# gives the semaphore's link-time address, and mapped_address where it is
+# now. Dies if any step finds nothing.
 sub semaphore_address {
     my ($pid, $path, $provider, $name) = @_;
     my ($st, $notes) = run_capture('readelf', '-nW', $path);
@@ -300,24 +299,36 @@ sub semaphore_address {
         $sem = hex $3 if $1 eq $provider && $2 eq $name;
     }
     die "semaphore_address: no note for $provider:$name in $path\n$notes" unless $sem;
+    return mapped_address($pid, $path, $sem);
+}
+
+# mapped_address(PID, PATH, VADDR): where the link-time address VADDR of
+# the object at PATH is in process PID: the LOAD segments give its file
+# offset, and the line of /proc/PID/maps that maps that offset of the file
+# where it is now (privately, as the loader maps it: a shared mapping of
+# the file, like a JIT arena's write view, is not where its code runs).
+# Dies if any step finds nothing.
+sub mapped_address {
+    my ($pid, $path, $vaddr_wanted) = @_;
     my ($lst, $segments) = run_capture('readelf', '-lW', $path);
     my $file_offset;
     while ($segments =~ /^\s+LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)/mg) {
         my ($offset, $vaddr, $memsz) = (hex $1, hex $2, hex $3);
-        $file_offset = $sem - $vaddr + $offset if $sem >= $vaddr && $sem < $vaddr + $memsz;
+        $file_offset = $vaddr_wanted - $vaddr + $offset
+            if $vaddr_wanted >= $vaddr && $vaddr_wanted < $vaddr + $memsz;
     }
-    die "semaphore_address: no LOAD segment holds 0x" . sprintf('%x', $sem) . " in $path\n$segments"
+    die "mapped_address: no LOAD segment holds 0x" . sprintf('%x', $vaddr_wanted) . " in $path\n$segments"
         unless defined $file_offset;
-    my $inode = (stat $path)[1] // die "semaphore_address: $path: $!\n";
-    open my $maps, '<', "/proc/$pid/maps" or die "semaphore_address: /proc/$pid/maps: $!\n";
+    my $inode = (stat $path)[1] // die "mapped_address: $path: $!\n";
+    open my $maps, '<', "/proc/$pid/maps" or die "mapped_address: /proc/$pid/maps: $!\n";
     while (<$maps>) {
         my ($start, $end, $perms, $offset, $dev, $ino) = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) (\S+) (\d+)/
             or next;
-        next unless $ino == $inode && hex($offset) <= $file_offset
+        next unless $ino == $inode && $perms =~ /p$/ && hex($offset) <= $file_offset
                     && $file_offset < hex($offset) + hex($end) - hex($start);
         return hex($start) + $file_offset - hex($offset);
     }
-    die "semaphore_address: $path (inode $inode) does not map offset $file_offset in process $pid\n";
+    die "mapped_address: $path (inode $inode) does not map offset $file_offset in process $pid\n";
 }
 
 sub wait_for_file {
