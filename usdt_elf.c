@@ -84,7 +84,10 @@ static const char shstrtab[] =
  * usdt_probe_args's frame, is the exception; DTrace walks frame pointers,
  * which that frame keeps.) And the GNU property the objects carry: x86_64
  * IBT and SHSTK (the stubs have endbr64 and return with ret), aarch64 BTI
- * and PAC (bti c at both entries).
+ * and PAC (bti c at both entries). A JIT arena holds the JIT's code, which
+ * need not begin with a landing pad: it is marked SHSTK (x86_64) or PAC
+ * (aarch64) only, never IBT or BTI. (Marked BTI, glibc maps the arena with
+ * PROT_BTI, and a call into code without "bti c" is SIGILL.)
  */
 #if defined(__x86_64__)
 #define USDT_CFI 1
@@ -94,6 +97,7 @@ static const char shstrtab[] =
 #define CFI_RA_RULE     (0x80 | CFI_RA_REG), 1  /* DW_CFA_offset: at CFA - 8 */
 #define PROPERTY_TYPE   0xc0000002u             /* GNU_PROPERTY_X86_FEATURE_1_AND */
 #define PROPERTY_BITS   3u                      /* IBT | SHSTK */
+#define PROPERTY_ARENA  2u                      /* SHSTK */
 #elif defined(__aarch64__)
 #define USDT_CFI 1
 #define CFI_SP_REG      31      /* DWARF sp */
@@ -102,6 +106,7 @@ static const char shstrtab[] =
 #define CFI_RA_RULE     0x08, CFI_RA_REG        /* DW_CFA_same_value: still in x30 */
 #define PROPERTY_TYPE   0xc0000000u             /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
 #define PROPERTY_BITS   3u                      /* BTI | PAC */
+#define PROPERTY_ARENA  2u                      /* PAC */
 #endif
 #define CFI_DATA_ALIGN  0x78    /* sleb128 -8 */
 #define EH_CIE_BYTES    24
@@ -425,18 +430,21 @@ write_headers(unsigned char *img, const struct layout *l)
 
 /*
  * The GNU property note (x86_64: IBT and SHSTK, as the stubs are fit for
- * both) and the unwind tables: .eh_frame with one CIE and one FDE covering
- * the text, and .eh_frame_hdr, its binary-search table, which
- * PT_GNU_EH_FRAME points at (where unwinders look first).
+ * both; a JIT arena without IBT or BTI, see above) and the unwind tables:
+ * .eh_frame with one CIE and one FDE covering the text, and .eh_frame_hdr,
+ * its binary-search table, which PT_GNU_EH_FRAME points at (where
+ * unwinders look first).
  */
 static void
-write_property_and_unwind(unsigned char *img, const struct layout *l)
+write_property_and_unwind(unsigned char *img, const struct layout *l, int arena)
 {
         (void)img;              /* i386 has neither */
+        (void)arena;
         if (l->size[SEC_PROPERTY] > 0) {
 #ifdef PROPERTY_TYPE
                 uint32_t note[8] = { 4, 16, 5 /* NT_GNU_PROPERTY_TYPE_0 */, 0,
-                                     PROPERTY_TYPE, 4, PROPERTY_BITS, 0 };
+                                     PROPERTY_TYPE, 4,
+                                     arena ? PROPERTY_ARENA : PROPERTY_BITS, 0 };
                 memcpy(&note[3], "GNU", 4);
                 memcpy(img + l->off[SEC_PROPERTY], note, sizeof(note));
 #endif
@@ -527,7 +535,7 @@ usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info,
         if (img == NULL)
                 goto out;
         write_headers(img, l);
-        write_property_and_unwind(img, l);
+        write_property_and_unwind(img, l, set == NULL);
         memcpy(img + l->off[SEC_DYNSTR], dynstr.data, dynstr.size);
         if (notes.size > 0)
                 memcpy(img + l->off[SEC_NOTES], notes.data, notes.size);

@@ -29,6 +29,9 @@ my $d = driver(_exe => "$tmp/jit_toy");
 my ($pid) = $d->cmd('pid') =~ /^pid (\d+)$/;
 my ($path) = $d->cmd('path') =~ /^path (\S+)$/;
 like $path, qr{^/proc/$pid/fd/\d+$}, 'the arena is a memory file, reached as /proc/PID/fd/N';
+my (undef, $props) = run_capture('readelf', '-n', $path);
+like $props, qr/^\s+Properties: x86 feature: SHSTK$/m,
+    'the arena is marked SHSTK, not IBT: JIT code needs no endbr64';
 
 subtest 'bpftrace -l -p lists a published site' => sub {
     like $d->cmd('emit f 0'), qr/^emitted 0x[0-9a-f]+$/, 'f emitted and published';

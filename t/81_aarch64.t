@@ -3,11 +3,12 @@
 # CC="clang --target=aarch64-linux-gnu"), then everything that needs no
 # tracer runs under qemu-aarch64 (user-mode emulation): the API contract,
 # the marshaller (0..32 arguments, registers kept), the SDT object and its
-# notes, a semaphore turned on by hand the way the kernel does it, and gdb
-# through qemu's gdb stub. The uprobe-based tracers cannot follow a process
-# through qemu-user (the kernel sees qemu's x86 code, not the aarch64
-# object's), so bpftrace and perf are not run on aarch64 here. Under
-# CI=true a missing cross toolchain, qemu or gdb-multiarch fails.
+# notes, a semaphore turned on by hand the way the kernel does it, gdb
+# through qemu's gdb stub, and the JIT arena (usdt_jit_*) with the toy JIT
+# of t/77 emitting aarch64 code. The uprobe-based tracers cannot follow a
+# process through qemu-user (the kernel sees qemu's x86 code, not the
+# aarch64 object's), so bpftrace and perf are not run on aarch64 here.
+# Under CI=true a missing cross toolchain, qemu or gdb-multiarch fails.
 use strict;
 use warnings;
 no warnings 'portable';    # 64-bit addresses in hex
@@ -15,8 +16,8 @@ use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
 use IO::Socket::INET;
-use USDTTest qw(driver run_capture top_dir semaphore_address tracer_start tracer_stop
-                tracer_wait);
+use USDTTest qw(driver run_capture top_dir semaphore_address mapped_address tracer_start
+                tracer_stop tracer_wait);
 
 my $cc = 'clang --target=aarch64-linux-gnu';
 my $sysroot = '/usr/aarch64-linux-gnu';
@@ -284,5 +285,202 @@ $ds->ok_all('provider p prov mod', 'probe a func one int', 'add p a');
 is $ds->cmd('enable p'), 'ok', 'USDT_BACKEND=sdt enables';
 $ds->ok_all('free p');
 is $ds->close, 0;
+
+# --- The JIT arena (usdt_jit_*) ------------------------------------------
+#
+# t/progs/jit_toy.c, cross-built, emits aarch64 functions into an arena at
+# run time. Each loads its semaphore's address from a literal after its
+# code, tests the semaphore, and only while it is nonzero passes the probe
+# site, a nop with the arguments still in x0 and x1; it returns 1 when it
+# passed the site, so "call" counts the calls a tracer would have seen.
+# The arena's object is marked PAC and never BTI: glibc maps an object
+# marked BTI with PROT_BTI, and a call into JIT code that does not start
+# with "bti c" is SIGILL (as it was until usdt_elf.c made that
+# distinction). qemu translates code it has not run before from what the
+# R-X view shows, so code written through the arena's second mapping runs;
+# code rewritten there after it ran is not noticed by qemu 7.2 (it ignores
+# the cache maintenance), which no test here depends on.
+
+my @jit_cc = (split(' ', $cc), '-O2', '-g', '-Wall', '-Wextra', '-Werror', "-I$tmp");
+($st, $out) = run_capture(@jit_cc, '-o', "$tmp/jit_toy", "$top/t/progs/jit_toy.c",
+                          "$tmp/libusdt.a", '-lpthread');
+is $st, 0, 'jit: the toy JIT cross-builds without warnings' or diag $out;
+($st, $out) = run_capture(@jit_cc, '-mbranch-protection=standard', '-o', "$tmp/jit_toy_bti",
+                          "$top/t/progs/jit_toy.c", "$tmp/build/aarch64/libusdt.a", '-lpthread');
+is $st, 0, 'jit: and with -mbranch-protection=standard' or diag $out;
+
+# The disassembly of a function NAME in a program.
+sub function_text {
+    my ($program, $name) = @_;
+    my (undef, $disasm) = run_capture('aarch64-linux-gnu-objdump', '-d', '--no-show-raw-insn',
+                                      $program);
+    return $disasm =~ /^[0-9a-f]+ <\Q$name\E>:\n(.*?)(?:\n\n|\z)/ms ? $1 : '';
+}
+# Debian 12's crt files have no landing pads, so the link does not mark
+# that program BTI (forced with -z force-bti, _start itself is SIGILL):
+# its own code signs return addresses, which qemu's cpu max checks.
+like function_text("$tmp/jit_toy_bti", 'main'), qr/^\s+[0-9a-f]+:\s+paciasp$/m,
+    'jit: in that program main signs its return address (paciasp)';
+
+# The instruction-cache maintenance: after writing code through the second
+# mapping, usdt_jit_write cleans the data cache to the point of unification
+# and invalidates the instruction cache for the R-X view's addresses.
+like function_text("$tmp/jit_toy", 'usdt_jit_write'), qr/\bbl\s+[0-9a-f]+ <__clear_cache>/,
+    'jit: usdt_jit_write calls __clear_cache';
+my $clear = function_text("$tmp/jit_toy", '__clear_cache');
+$clear .= function_text("$tmp/jit_toy", $_) for $clear =~ /\bb\s+[0-9a-f]+ <([\w.]+)>/g;
+like $clear, qr/\bdc\s+cvau\b(?s:.*)\bic\s+ivau\b(?s:.*)\bisb\b/,
+    'jit: which cleans (dc cvau), invalidates (ic ivau) and synchronises (isb)' or diag $clear;
+
+# What readelf says about the arena's object, and where its code runs.
+sub mem_word {
+    my ($mem_pid, $address) = @_;
+    open my $mem, '<:raw', "/proc/$mem_pid/mem" or die "/proc/$mem_pid/mem: $!";
+    sysseek($mem, $address, 0) or die "seek: $!";
+    sysread($mem, my $word, 4) == 4 or die "read: $!";
+    close $mem;
+    return sprintf '%08x', unpack 'V', $word;
+}
+
+my $j = driver(_exe => "$qemu $tmp/jit_toy");
+my ($jpid) = $j->cmd('pid') =~ /^pid (\d+)$/;
+my ($jpath) = $j->cmd('path') =~ /^path (\S+)$/;
+like $jpath, qr{^/proc/$jpid/fd/\d+$}, 'jit: the arena is a memory file, /proc/PID/fd/N of qemu';
+my ($f) = map { hex } $j->cmd('emit f 0') =~ /^emitted (0x[0-9a-f]+)$/;
+ok $f, 'jit: f emitted at the start of the arena and published';
+my $called = eval { $j->cmd('call f 5') };
+unless (defined $called) {
+    $j->kill9;
+    $called = sprintf 'the toy JIT died: signal %d (4 is SIGILL)', $j->{status} & 127;
+}
+is $called, 'called 5 passed 0', 'jit: f runs under qemu; untraced, no call passes the site';
+die "jit: the toy JIT is gone, nothing more to test\n" unless $called =~ /^called/;
+
+my @jnotes = sdt_notes($jpath);
+is_deeply [ map { "$_->{provider}:$_->{name} $_->{args}" } @jnotes ], ['jittoy:f -8@x0 -8@x1'],
+    'jit: readelf -n: one note, jittoy:f, with both arguments in registers';
+is mapped_address($jpid, $jpath, $jnotes[0]{pc}), $f + 12,
+    'jit: its location is f + 12 where the arena is mapped';
+is mem_word($jpid, $f + 12), 'd503201f', 'jit: and the process has the nop there';
+my @jrw = writable_segments($jpath);
+ok((grep { $jnotes[0]{sem} >= $_->[0] && $jnotes[0]{sem} + 2 <= $_->[0] + $_->[1] } @jrw),
+   'jit: its semaphore is in the writable LOAD segment');
+(undef, $props) = run_capture('readelf', '-n', $jpath);
+like $props, qr/^\s+Properties: AArch64 feature: PAC$/m, 'jit: the arena is marked PAC';
+unlike $props, qr/BTI/, 'jit: and not BTI, so its code needs no landing pads';
+
+# The semaphore counted up by hand, as the kernel does for a tracer.
+my $jsem_f = semaphore_address($jpid, $jpath, 'jittoy', 'f');
+sem_write($jpid, $jsem_f, 1);
+is $j->cmd('sem f'), 'sem 1', 'jit: semaphore 1 written by hand, usdt_jit_semaphore reads 1';
+is $j->cmd('call f 6'), 'called 6 passed 6', 'jit: every call passes the site';
+sem_write($jpid, $jsem_f, 0);
+is $j->cmd('call f 6'), 'called 6 passed 0', 'jit: semaphore 0 again: none does';
+is $j->cmd('sem f'), 'sem 0';
+
+# More code: on the page f ran from, and on the next page.
+my ($g) = map { hex } $j->cmd('emit g 64') =~ /^emitted (0x[0-9a-f]+)$/;
+is $g, $f + 64, 'jit: g emitted on f\'s page, after f ran';
+my ($k) = map { hex } $j->cmd('emit k 4096') =~ /^emitted (0x[0-9a-f]+)$/;
+is $k, $f + 4096, 'jit: k emitted on the next page';
+is $j->cmd('call g 3'), 'called 3 passed 0', 'jit: g runs';
+is $j->cmd('call k 3'), 'called 3 passed 0', 'jit: k runs';
+@jnotes = sdt_notes($jpath);
+is_deeply [ map { "$_->{name} " . sprintf('0x%x', mapped_address($jpid, $jpath, $_->{pc})) } @jnotes ],
+          [ map { sprintf '%s 0x%x', $_->[0], $_->[1] + 12 } ['f', $f], ['g', $g], ['k', $k] ],
+    'jit: after each publish, a note for each function at its site';
+sem_write($jpid, semaphore_address($jpid, $jpath, 'jittoy', 'k'), 1);
+is $j->cmd('call k 4'), 'called 4 passed 4', 'jit: k\'s semaphore on: k passes its site';
+is $j->cmd('call g 4'), 'called 4 passed 0', 'jit: g, with a semaphore of its own, does not';
+sem_write($jpid, semaphore_address($jpid, $jpath, 'jittoy', 'k'), 0);
+
+# Refusals, aarch64's own and the others, with their messages.
+is $j->cmd('try -8@x0 8@[sp, 16] -4@5'), 'ok', 'jit: aarch64 operands are taken';
+is $j->cmd('try -8@%rdi'),
+    'error usdt_jit_add_site: operand "-8@%rdi" is not an SDT operand for this architecture '
+    . '(like -8@x0, 8@[sp, 16], -4@5)', 'jit: an x86 operand is refused';
+is $j->cmd('tryat 2050 -8@x0'),
+    sprintf('error usdt_jit_add_site: 0x%x is not on an instruction boundary '
+            . '(instructions start every 4 bytes here)', $f + 2050),
+    'jit: a site not on a 4-byte boundary is refused';
+is $j->cmd('tryat 2052 -8@x0'), 'ok', 'jit: the next 4-byte boundary is taken';
+is $j->cmd('site f'), sprintf('error usdt_jit_add_site: a site is declared at 0x%x already '
+                              . '(jittoy:f)', $f + 12), 'jit: a second site at f\'s nop';
+is $j->cmd('rewrite f'),
+    'error usdt_jit_write: it would change the instruction at published site jittoy:f '
+    . '(arena offset 12); published sites are immutable: free the arena to retire code',
+    'jit: a ret over f\'s published site is refused';
+is $j->cmd('same f'), 'ok', 'jit: f\'s own bytes written again are not';
+is $j->cmd('outside'),
+    sprintf('error usdt_jit_write: 0x%x..+4 is not inside the arena jittoy (0x%x, 8192 bytes)',
+            $f + 8192, $f), 'jit: a write past the arena is refused';
+is $j->cmd('badcreate'),
+    'errno 22 22 | usdt_jit_create: provider name is empty: a tracer needs at least one '
+    . 'character | usdt_jit_create: '
+    . 'code_bytes must be 1 to 1073741824, not 0', 'jit: usdt_jit_create refuses, saying why';
+# The child runs f and its write is refused (exit 2 or 3 otherwise). It
+# keeps the write view (exit 4) because qemu-user 7.2 ignores
+# MADV_DONTFORK; a kernel does not (t/77).
+like $j->cmd('fork f'), qr/^fork (ok|bad status 1024)$/,
+    'jit: a forked child runs f, cannot write, and frees its arena';
+is $j->cmd('call f 2'), 'called 2 passed 0', 'jit: and the parent\'s f still runs';
+is $j->cmd('free'), 'freed mapped 0', 'jit: after usdt_jit_free nothing of the arena is mapped';
+open my $jmaps, '<', "/proc/$jpid/maps" or die "/proc/$jpid/maps: $!";
+is scalar(grep { /libusdt-jit/ } <$jmaps>), 0, 'jit: nor in /proc/PID/maps of qemu itself';
+close $jmaps;
+is $j->close, 0, 'jit: the toy exits cleanly';
+
+# The program built with branch protection calls into the arena, whose
+# code has no "bti c".
+my $jb = driver(_exe => "$qemu $tmp/jit_toy_bti");
+my ($jb_pid) = $jb->cmd('pid') =~ /^pid (\d+)$/;
+my ($jb_path) = $jb->cmd('path') =~ /^path (\S+)$/;
+like $jb->cmd('emit f 0'), qr/^emitted 0x[0-9a-f]+$/, 'jit, branch protection on: f emitted';
+is eval { $jb->cmd('call f 3') } // 'the toy JIT died', 'called 3 passed 0', 'jit, branch protection on: f runs';
+sem_write($jb_pid, semaphore_address($jb_pid, $jb_path, 'jittoy', 'f'), 1);
+is $jb->cmd('call f 3'), 'called 3 passed 3', 'jit, branch protection on: and passes its site';
+is $jb->cmd('free'), 'freed mapped 0';
+is $jb->close, 0, 'jit, branch protection on: the toy exits cleanly';
+
+# gdb through qemu's gdb stub. It must connect before the toy runs, so it
+# reads the arena's notes when usdt_jit_create loads it, with no site yet;
+# gdb reads a library's probes once, so it stops after the first publish
+# (usdt_jit_publish, finish) and reloads the library list (nosharedlibrary,
+# sharedlibrary) to see jittoy:f. Then it counts the semaphore up, stops at
+# the site on the 1st call and the 4th (continue 3), reads both arguments,
+# and detaches, which counts the semaphore down. (Pointer authentication
+# off, as above, for "finish".)
+SKIP: {
+    skip $no_gdb, 6 if $no_gdb;
+    my $port = free_port();
+    my $jg = driver(_exe => "qemu-aarch64 -L $sysroot -cpu max,pauth=off -g $port $tmp/jit_toy");
+    my $g = tracer_start('gdb-multiarch', '-nx', '-batch', '-ex', "set sysroot $tmp/sysroot",
+                         '-ex', "target remote 127.0.0.1:$port",
+                         '-ex', 'tbreak usdt_jit_publish', '-ex', 'continue', '-ex', 'finish',
+                         '-ex', 'nosharedlibrary', '-ex', 'sharedlibrary',
+                         '-ex', 'break -probe-stap jittoy:f', '-ex', 'continue', '-ex', 'continue 3',
+                         '-ex', 'print $_probe_argc', '-ex', 'print $_probe_arg0',
+                         '-ex', 'print $_probe_arg1', '-ex', 'x/i $pc', '-ex', 'detach',
+                         "$tmp/jit_toy");
+    local $SIG{ALRM} = sub { die "gdb under qemu (jit): no answer in 120 s:\n" . USDTTest::tracer_output($g) };
+    alarm 120;
+    my ($gf) = map { hex } $jg->cmd('emit f 0') =~ /^emitted (0x[0-9a-f]+)$/;
+    ok $gf, 'jit, gdb: f emitted while gdb held the toy in usdt_jit_publish';
+    is $jg->cmd('call f 6'), 'called 6 passed 4',
+        'jit, gdb: calls pass the site while gdb holds the semaphore up (4), none after it detached';
+    is $jg->cmd('sem f'), 'sem 0', 'jit, gdb: and it counted the semaphore down again';
+    is $jg->cmd('free'), 'freed mapped 0';
+    is $jg->close, 0, 'jit, gdb: the toy exits cleanly';
+    alarm 0;
+    tracer_wait($g, qr/Detaching|detached/i, 30);
+    my $gout = tracer_stop($g);
+    my $site = sprintf '0x%x', $gf + 12;
+    my @stops = map { sprintf '0x%x', hex } $gout =~ /^Breakpoint \d+, (0x[0-9a-f]+) in /mg;
+    my ($pc, $insn) = $gout =~ /^=> (0x[0-9a-f]+):\s+(\S+)/m;
+    is_deeply [ @stops, ($gout =~ /^\$\d+ = (-?\d+)$/mg), sprintf('0x%x', hex($pc // 0)), $insn ],
+              [ $site, $site, 2, 3, 6, $site, 'nop' ],
+        'jit, gdb: stops at f\'s site (twice), reads argc 2 and the 4th call\'s arguments (3, 6), at the nop'
+        or diag $gout;
+}
 
 done_testing;
