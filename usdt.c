@@ -1,36 +1,30 @@
 /*
- * The public API: providers, probe definitions and their reference counts,
- * error texts, enable and disable, and the choice of backend. Names are
- * checked in usdt_names.c; objects live in usdt_object.c; firing is
- * usdt_fire.c.
+ * The public API for providers and probe definitions: creating them, their
+ * reference counts, adding and removing probes, freeing, and error texts.
+ * Names are checked in usdt_names.c; enable, disable and the additions
+ * usdt_provider_dof and usdt_provider_path are usdt_enable.c's; the lock
+ * is usdt_lock.c's; firing is usdt_fire.c.
  *
  * Invariants kept here (all under the one library lock, usdt_lock):
- * - provider->enabled == 1 exactly when impl->object is published: every
- *   probedef of its probe set then has probe == &handle->pub, and the
- *   handle points into impl->object's stubs.
- * - A disabled provider may keep impl->object for re-use (usdt_object_keep
- *   bounds how many are kept); its handles then point at the no-op stub and
- *   a zero semaphore.
- * - impl->busy is 1 while an enable loads the provider's new object with
- *   the lock dropped; other enables, disables and frees of that provider
- *   wait for it (usdt_cond).
- * - The dynamic loader is never called with the lock held: enable drops it
- *   around usdt_object_create, and usdt_unlock unloads retired objects
- *   after dropping it. (glibc runs constructors under its loader lock, and
- *   a constructor may call this library: holding ours while calling the
- *   loader would deadlock.)
- * Firing and usdt_is_enabled take no lock; see usdt_fire.c.
+ * - A probe definition is listed in at most one provider (listed), and the
+ *   provider's index finds it by (function, published name): two names
+ *   that publish alike are one probe to a tracer, so never both listed in
+ *   one function.
+ * - A probe definition's refcnt is the original library's: 2 from
+ *   usdt_create_probe (the caller's and a provider's), dropped by
+ *   usdt_probe_release and by usdt_provider_free; at 0 it is freed. Its
+ *   handle (what probe points at) is counted apart: by the definition and
+ *   by each probe set that publishes it, so a handle outlives a released
+ *   definition for as long as an object points at it.
  */
 #define _GNU_SOURCE
 #include "usdt_internal.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *const usdt_error_templates[] = {
         "failed to allocate memory",
@@ -43,106 +37,10 @@ static const char *const usdt_error_templates[] = {
         "failed to remove probe %s:%s:%s:%s",
 };
 
-static pthread_mutex_t usdt_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t usdt_cond = PTHREAD_COND_INITIALIZER;
-static pthread_once_t usdt_once = PTHREAD_ONCE_INIT;
 static __thread char usdt_create_error[256];
 static char usdt_oom_text[] = "failed to allocate memory";
 
-/* --- The lock ----------------------------------------------------------- */
-
-static void usdt_atfork_prepare(void) { pthread_mutex_lock(&usdt_mutex); }
-static void usdt_atfork_parent(void) { pthread_mutex_unlock(&usdt_mutex); }
-
-/* Providers whose enable is loading an object with the lock dropped
- * (impl->busy), linked through busy_next. */
-static struct usdt_provider_impl *usdt_busy;
-
-static void
-usdt_atfork_child(void)
-{
-        /* The threads loading those objects did not come along: nobody in
-         * the child will clear their providers' busy flags but us. */
-        while (usdt_busy != NULL) {
-                struct usdt_provider_impl *impl = usdt_busy;
-                usdt_busy = impl->busy_next;
-                impl->busy = 0;
-                impl->busy_next = NULL;
-        }
-        usdt_object_atfork_child();
-        pthread_mutex_unlock(&usdt_mutex);
-}
-
-static void
-usdt_init(void)
-{
-        /* A fork while another thread is inside the library must not leave
-         * the child with the lock taken. */
-        pthread_atfork(usdt_atfork_prepare, usdt_atfork_parent,
-                       usdt_atfork_child);
-}
-
-void
-usdt_lock(void)
-{
-        pthread_once(&usdt_once, usdt_init);
-        pthread_mutex_lock(&usdt_mutex);
-}
-
-/* Drop the lock, then unload the objects retired meanwhile: dlclose must
- * not run under it. Every control call leaves through here, so a retired
- * object is gone when the call that retired it returns. */
-void
-usdt_unlock(void)
-{
-        struct usdt_object *unload;
-
-        usdt_object_reap();
-        unload = usdt_object_take_unload();
-        pthread_mutex_unlock(&usdt_mutex);
-        usdt_object_unload(unload);
-}
-
-/* Mark the provider as loading its object (or no longer), under the lock. */
-static void
-provider_set_busy(struct usdt_provider_impl *impl, int busy)
-{
-        struct usdt_provider_impl **link;
-
-        impl->busy = busy;
-        if (busy) {
-                impl->busy_next = usdt_busy;
-                usdt_busy = impl;
-                return;
-        }
-        for (link = &usdt_busy; *link != NULL; link = &(*link)->busy_next) {
-                if (*link == impl) {
-                        *link = impl->busy_next;
-                        break;
-                }
-        }
-        impl->busy_next = NULL;
-        pthread_cond_broadcast(&usdt_cond);
-}
-
-/* Wait, under the lock, until no enable is loading this provider's object. */
-static void
-provider_wait_idle(struct usdt_provider_impl *impl)
-{
-        while (impl->busy)
-                pthread_cond_wait(&usdt_cond, &usdt_mutex);
-}
-
 /* --- Errors ------------------------------------------------------------- */
-
-/*
- * errno: a call that succeeds leaves it as the caller had it (the
- * library's own probing, such as access() on the DTrace device, must not
- * show through). Each public function saves it on entry (ERRNO_SAVE) and
- * puts it back on success (ERRNO_KEEP).
- */
-#define ERRNO_SAVE()    int saved_errno = errno
-#define ERRNO_KEEP()    (errno = saved_errno)
 
 static void
 provider_set_text(usdt_provider_t *provider, char *text)
@@ -508,245 +406,6 @@ fail:
         return -1;
 }
 
-/* --- Backends ----------------------------------------------------------- */
-
-static int
-backends_choose(usdt_provider_t *provider, int *backends)
-{
-        const char *env = getenv("USDT_BACKEND");
-
-        if (env == NULL || env[0] == '\0' || strcmp(env, "auto") == 0) {
-#if defined(__linux__) && defined(USDT_NO_DOF)
-                *backends = USDT_BACKEND_SDT;   /* no DTrace sites in the stubs */
-#elif defined(__linux__)
-                *backends = USDT_BACKEND_SDT |
-                            (usdt_dof_device_present() ? USDT_BACKEND_DOF : 0);
-#else
-                *backends = USDT_BACKEND_DOF;
-#endif
-                return 0;
-        }
-        if (strcmp(env, "dof") == 0) {
-#ifdef USDT_NO_DOF
-                usdt_set_error(provider, "USDT_BACKEND=dof is not supported on %s: "
-                               "the DOF backend (DTrace) has stubs for x86 only; "
-                               "use USDT_BACKEND=sdt or auto", USDT_NO_DOF);
-                return -1;
-#else
-                *backends = USDT_BACKEND_DOF;
-                return 0;
-#endif
-        }
-#ifdef __linux__
-        if (strcmp(env, "sdt") == 0) {
-                *backends = USDT_BACKEND_SDT;
-                return 0;
-        }
-        usdt_set_error(provider, "USDT_BACKEND must be sdt, dof or auto");
-#else
-        usdt_set_error(provider, "USDT_BACKEND must be dof or auto on this system");
-#endif
-        return -1;
-}
-
-/* --- The probe set ------------------------------------------------------ */
-
-/*
- * Take the snapshot of the provider's probes that enable publishes: the
- * names, the types as DOF publishes them, which arguments are strings,
- * and a reference on each handle. One allocation for all the strings
- * (the key), one for the entries. Returns 0, or -1 when out of memory.
- */
-int
-usdt_probe_set_take(struct usdt_probe_set *set, const usdt_provider_t *provider)
-{
-        const usdt_probedef_t *pd;
-        size_t bytes = 1, n = 0, i, k, used = 0;
-
-        memset(set, 0, sizeof(*set));
-        for (pd = provider->probedefs; pd != NULL; pd = pd->next, n++) {
-                bytes += strlen(pd->function) + strlen(pd->name) + 3;
-                for (k = 0; k < pd->argc; k++)
-                        bytes += (pd->types[k] ? strlen(pd->types[k]) : 4) + 1;
-        }
-        set->provider = strdup(provider->name);
-        set->module = strdup(provider->module);
-        set->key = malloc(bytes);
-        set->probes = calloc(n ? n : 1, sizeof(*set->probes));
-        if (set->provider == NULL || set->module == NULL || set->key == NULL ||
-            set->probes == NULL) {
-                usdt_probe_set_free(set);
-                return -1;
-        }
-        for (pd = provider->probedefs, i = 0; pd != NULL; pd = pd->next, i++) {
-                struct usdt_set_probe *p = &set->probes[i];
-                size_t f = strlen(pd->function) + 1, m = strlen(pd->name) + 1;
-
-                p->function = set->key + used;
-                memcpy(set->key + used, pd->function, f);
-                p->name = set->key + used + f;
-                memcpy(set->key + used + f, pd->name, m);
-                used += f + m;
-                set->key[used++] = (char)('A' + pd->argc);
-                p->types = set->key + used;
-                p->argc = (uint32_t)pd->argc;
-                for (k = 0; k < pd->argc; k++) {
-                        const char *type = pd->types[k] ? pd->types[k] : "long";
-                        size_t t = strlen(type) + 1;
-                        memcpy(set->key + used, type, t);
-                        used += t;
-                        if (usdt_type_is_string(pd->types[k]))
-                                p->string_args |= 1u << k;
-                }
-                p->handle = USDT_HANDLE(pd);
-                p->handle->refcnt++;
-        }
-        set->nprobes = n;
-        set->key_bytes = used;
-        return 0;
-}
-
-/* --- Enable and disable ------------------------------------------------- */
-
-/* Whether obj (may be NULL) was built for exactly this probe set: then its
- * stubs, notes and DOF are this set's. (The provider's name is not in the
- * key: a provider's objects all carry its one name.) */
-static int
-object_has_set(const struct usdt_object *obj, const struct usdt_probe_set *set)
-{
-        return obj != NULL && obj->set.key_bytes == set->key_bytes &&
-               memcmp(obj->set.key, set->key, set->key_bytes) == 0;
-}
-
-/* Whether the kept object can be published again for this set. DOF never
- * re-uses one: its stub addresses were named to DTrace already. */
-static int
-object_reusable(const struct usdt_object *obj, const struct usdt_probe_set *set,
-                int backends)
-{
-        return object_has_set(obj, set) && obj->backends == backends &&
-               !(backends & USDT_BACKEND_DOF);
-}
-
-/* Retire the provider's object (kept or failed), if it has one. */
-static void
-provider_drop_object(struct usdt_provider_impl *impl)
-{
-        if (impl->object != NULL) {
-                usdt_object_retire(impl->object);
-                impl->object = NULL;
-        }
-}
-
-USDT_EXPORT int
-usdt_provider_enable(usdt_provider_t *provider)
-{
-        struct usdt_provider_impl *impl = USDT_IMPL(provider);
-        struct usdt_probe_set set;
-        struct usdt_object *obj;
-        struct usdt_err err;
-        int backends;
-        ERRNO_SAVE();
-
-        if (provider == NULL)
-                return -1;
-        usdt_lock();
-        provider_wait_idle(impl);
-        if (provider->enabled) {
-                usdt_error(provider, USDT_ERROR_ALREADYENABLED);
-                usdt_unlock();
-                ERRNO_KEEP();
-                return 0;
-        }
-        if (provider->probedefs == NULL) {
-                usdt_error(provider, USDT_ERROR_NOPROBES);
-                goto fail;
-        }
-        if (backends_choose(provider, &backends) != 0)
-                goto fail;
-        if (usdt_probe_set_take(&set, provider) != 0) {
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                goto fail;
-        }
-        usdt_fire_init();
-        err.text[0] = '\0';
-        obj = impl->object;
-        if (object_reusable(obj, &set, backends)) {
-                usdt_probe_set_free(&set);
-                usdt_object_unkeep(obj);
-        } else {
-                /* A changed probe set: the kept object can never serve again. */
-                provider_drop_object(impl);
-                provider_set_busy(impl, 1);
-                pthread_mutex_unlock(&usdt_mutex);
-                obj = usdt_object_create(&set, backends, &err);
-                pthread_mutex_lock(&usdt_mutex);
-                provider_set_busy(impl, 0);
-                if (obj == NULL) {
-                        usdt_set_error(provider, "%s", err.text);
-                        goto fail;
-                }
-                usdt_object_link(obj, impl);
-                impl->object = obj;
-        }
-        if ((backends & USDT_BACKEND_DOF) && usdt_dof_load(obj, &err) != 0) {
-                usdt_set_error(provider, "%s", err.text);
-                provider_drop_object(impl);
-                goto fail;
-        }
-        usdt_object_publish(obj);
-        provider->enabled = 1;
-        provider->file = obj;
-        usdt_unlock();
-        ERRNO_KEEP();
-        return 0;
-fail:
-        usdt_unlock();
-        return -1;
-}
-
-/* Disable: unload DOF, withdraw the handles, keep the object for re-use
- * (or retire it when DTrace had it). -1 if DTrace refused the unload. */
-static int
-provider_disable_locked(usdt_provider_t *provider)
-{
-        struct usdt_provider_impl *impl = USDT_IMPL(provider);
-        struct usdt_object *obj = impl->object;
-        struct usdt_err err;
-
-        if (!provider->enabled)
-                return 0;
-        if (obj->dof_loaded && usdt_dof_unload(obj, &err) != 0) {
-                usdt_set_error(provider, "%s", err.text);
-                return -1;
-        }
-        usdt_object_withdraw(obj);
-        provider->enabled = 0;
-        provider->file = NULL;
-        if (obj->backends & USDT_BACKEND_DOF)
-                provider_drop_object(impl);
-        else
-                usdt_object_keep(obj);
-        return 0;
-}
-
-USDT_EXPORT int
-usdt_provider_disable(usdt_provider_t *provider)
-{
-        int rc;
-        ERRNO_SAVE();
-
-        if (provider == NULL)
-                return -1;
-        usdt_lock();
-        provider_wait_idle(USDT_IMPL(provider));
-        rc = provider_disable_locked(provider);
-        usdt_unlock();
-        if (rc == 0)
-                ERRNO_KEEP();
-        return rc;
-}
-
 USDT_EXPORT void
 usdt_provider_free(usdt_provider_t *provider)
 {
@@ -757,15 +416,8 @@ usdt_provider_free(usdt_provider_t *provider)
         if (provider == NULL)
                 return;
         usdt_lock();
-        provider_wait_idle(impl);
-        if (provider->enabled && provider_disable_locked(provider) != 0) {
-                /* The helper device refused the unload: withdraw anyway. */
-                provider->enabled = 0;
-                provider->file = NULL;
-        }
-        provider_drop_object(impl);
-        if (impl->preview != NULL)
-                usdt_object_retire(impl->preview);
+        usdt_provider_wait_idle(impl);
+        usdt_provider_unpublish(impl);
         for (pd = provider->probedefs; pd != NULL; pd = next) {
                 next = pd->next;
                 pd->next = NULL;
@@ -781,78 +433,4 @@ usdt_provider_free(usdt_provider_t *provider)
         free(impl);
         usdt_unlock();
         ERRNO_KEEP();
-}
-
-/* --- Additions ---------------------------------------------------------- */
-
-USDT_EXPORT int
-usdt_provider_dof(usdt_provider_t *provider, void **dof, size_t *size)
-{
-        struct usdt_provider_impl *impl = USDT_IMPL(provider);
-        struct usdt_probe_set set;
-        struct usdt_object *obj;
-        struct usdt_err err;
-        int rc = -1;
-        ERRNO_SAVE();
-
-        if (provider == NULL)
-                return -1;
-        usdt_lock();
-        if (dof == NULL || size == NULL) {
-                usdt_set_error(provider, "usdt_provider_dof: dof and size must not be NULL");
-                goto out;
-        }
-        if (provider->probedefs == NULL) {
-                usdt_error(provider, USDT_ERROR_NOPROBES);
-                goto out;
-        }
-        if (usdt_probe_set_take(&set, provider) != 0) {
-                usdt_error(provider, USDT_ERROR_MALLOC);
-                goto out;
-        }
-        obj = impl->object;
-        if (!object_has_set(obj, &set)) {
-                obj = impl->preview;
-                if (obj != NULL && !object_has_set(obj, &set)) {
-                        usdt_object_retire(obj);
-                        impl->preview = obj = NULL;
-                }
-                if (obj == NULL) {
-                        /* anonymous stubs: no loader, so under the lock */
-                        obj = usdt_object_create(&set, USDT_BACKEND_DOF, &err);
-                        if (obj == NULL) {
-                                usdt_set_error(provider, "%s", err.text);
-                                goto out;
-                        }
-                        usdt_object_link(obj, impl);
-                        impl->preview = obj;
-                }
-        }
-        usdt_probe_set_free(&set);
-        rc = usdt_dof_build(obj, NULL, dof, size, &err);
-        if (rc != 0)
-                usdt_set_error(provider, "%s", err.text);
-out:
-        usdt_unlock();
-        if (rc == 0)
-                ERRNO_KEEP();
-        return rc;
-}
-
-USDT_EXPORT const char *
-usdt_provider_path(usdt_provider_t *provider)
-{
-        const struct usdt_object *obj;
-        const char *path = NULL;
-        ERRNO_SAVE();
-
-        if (provider == NULL)
-                return NULL;
-        usdt_lock();
-        obj = USDT_IMPL(provider)->object;
-        if (provider->enabled && obj != NULL)
-                path = obj->file != NULL ? obj->file : obj->path;
-        usdt_unlock();
-        ERRNO_KEEP();
-        return path;
 }

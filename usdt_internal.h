@@ -23,10 +23,11 @@
  *     published or kept; then retired, and destroyed once no reader can be
  *     inside it (usdt_object.c).
  *
- * Calls go one way: usdt.c (API) -> usdt_object.c (lifecycle) -> the
- * backends (usdt_elf.c, usdt_sdt_load.c, usdt_sdt_dir.c, usdt_dof*.c) -> usdt_probe.c and
+ * Calls go one way: usdt.c and usdt_enable.c (API; usdt_lock.c, the lock)
+ * -> usdt_object.c (lifecycle) -> the backends (usdt_elf.c,
+ * usdt_sdt_load.c, usdt_sdt_dir.c, usdt_dof*.c) -> usdt_probe.c and
  * usdt_dof.c (stubs, buffers). A backend returns -1 and writes its message
- * into the buffer it was given (struct usdt_err); only usdt.c sets a
+ * into the buffer it was given (struct usdt_err); only the API files set a
  * provider's error. usdt_fire.c (the hot path) calls nothing.
  */
 #ifndef USDT_INTERNAL_H
@@ -87,7 +88,7 @@
 #define USDT_WORD_BYTES         4
 #define USDT_TRAP_BYTE          0xcc
 #elif defined(__aarch64__) && !defined(__AARCH64EB__)
-/* No DTrace sites: DOF is refused here (usdt.c), these two only keep a
+/* No DTrace sites: DOF is refused here (usdt_enable.c), these two only keep a
  * usdt_provider_dof document well-formed (they name the SDT nop). */
 #define USDT_STUB_DOF_ENABLED   0
 #define USDT_STUB_DOF_SITE      36
@@ -124,7 +125,7 @@ void usdt_probe_args(void *probe_addr, size_t argc, void **argv, int dtrace);
 
 /* --- Errors from below the API layer ----------------------------------- */
 
-/* A lower layer that fails writes why here; usdt.c copies it into the
+/* A lower layer that fails writes why here; the API layer copies it into the
  * provider's error. */
 struct usdt_err {
         char text[640];
@@ -242,16 +243,34 @@ struct usdt_provider_impl {
         size_t index_buckets;           /* a power of 2, or 0 */
         size_t count;                   /* probes listed */
         int busy;                       /* an enable is loading its object */
-        struct usdt_provider_impl *busy_next;  /* usdt.c's list of those */
+        struct usdt_provider_impl *busy_next;  /* usdt_lock.c's list of those */
 };
 
 #define USDT_IMPL(p) ((struct usdt_provider_impl *)(p))
 
-/* usdt.c (and usdt_probe_set_take above) */
+/* usdt_lock.c: the library's one lock */
 void usdt_lock(void);
 void usdt_unlock(void);
+void usdt_provider_wait_idle(struct usdt_provider_impl *impl);
+struct usdt_object *usdt_object_create_unlocked(struct usdt_provider_impl *impl,
+                                                struct usdt_probe_set *set,
+                                                int backends, struct usdt_err *err);
+
+/* usdt.c */
 void usdt_set_error(usdt_provider_t *provider, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+
+/* usdt_enable.c (and usdt_probe_set_take above) */
+void usdt_provider_unpublish(struct usdt_provider_impl *impl);
+
+/*
+ * errno: a public call that succeeds leaves it as the caller had it (the
+ * library's own probing, such as access() on the DTrace device, must not
+ * show through). Each public function saves it on entry (ERRNO_SAVE) and
+ * puts it back on success (ERRNO_KEEP).
+ */
+#define ERRNO_SAVE()    int saved_errno = errno
+#define ERRNO_KEEP()    (errno = saved_errno)
 
 /* usdt_names.c: what names are accepted; each returns NULL or the reason */
 const char *usdt_provider_check(char *reason, size_t size, const char *name,

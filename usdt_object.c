@@ -15,7 +15,7 @@
  *             (usdt_fire.c). If then no counted reader is inside, it goes
  *             to the unload list; otherwise to the graveyard, which every
  *             control call looks at again.
- *   unloaded  by whoever drops the lock next (usdt_unlock in usdt.c):
+ *   unloaded  by whoever drops the lock next (usdt_unlock in usdt_lock.c):
  *             dlclose or munmap, and its descriptor closed if still ours.
  *
  * The invariant: an object's memory is unmapped only when every handle
@@ -78,7 +78,7 @@ usdt_handle_put(struct usdt_handle *h)
 
 /* --- The probe set ------------------------------------------------------ */
 
-/* Give back what usdt_probe_set_take (usdt.c) made. */
+/* Give back what usdt_probe_set_take (usdt_enable.c) made. */
 void
 usdt_probe_set_free(struct usdt_probe_set *set)
 {

@@ -42,7 +42,7 @@
  *  40  ret
  *  44  udf #0
  *
- * No DTrace sites: the DOF backend is x86 only (usdt.c refuses
+ * No DTrace sites: the DOF backend is x86 only (usdt_enable.c refuses
  * USDT_BACKEND=dof here).
  */
         .text
