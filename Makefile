@@ -29,7 +29,7 @@ endif
 
 USDT_CFLAGS = $(MFLAG) -fPIC -fvisibility=hidden -fno-omit-frame-pointer $(WARN)
 OBJS    = usdt.o usdt_lock.o usdt_enable.o usdt_names.o usdt_object.o usdt_fire.o usdt_dof.o usdt_dof_file.o \
-          usdt_dof_sections.o usdt_probe.o usdt_elf.o usdt_sdt_load.o usdt_sdt_dir.o usdt_jit.o \
+          usdt_dof_sections.o usdt_probe.o usdt_elf.o usdt_sdt_load.o usdt_sdt_dir.o usdt_jit.o usdt_jit_write.o \
           usdt_tracepoints.o
 HEADERS = usdt.h usdt_internal.h
 

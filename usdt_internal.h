@@ -35,6 +35,7 @@
 
 #include "usdt.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -359,6 +360,54 @@ void usdt_sdt_unpublish(struct usdt_object *obj);
 int usdt_sdt_unload(struct usdt_object *obj);
 void usdt_fd_close_if_same(int fd, dev_t dev, ino_t ino);
 int usdt_memfd_exec(const char *name, unsigned int flags);
+int usdt_write_all_at(int fd, const void *data, size_t bytes, off_t at);
+
+/* --- JIT arenas (usdt_jit.c; the write path in usdt_jit_write.c) ------ */
+
+#define USDT_JIT_PROBES_MAX     1024            /* semaphores per arena */
+#define USDT_JIT_CODE_MAX       ((size_t)1 << 30)
+#define USDT_JIT_PAGE           4096
+
+struct jit_probe {
+        char *provider;
+        char *name;
+};
+
+struct jit_site {
+        size_t probe;                   /* index in probes */
+        size_t offset;                  /* in the arena */
+        char *args;
+        int published;
+        size_t insn_bytes;              /* the site's instruction, kept */
+        unsigned char insn[16];         /* once published */
+};
+
+struct usdt_jit {
+        pthread_mutex_t lock;
+        char *name;
+        pid_t creator;
+        int fd;
+        dev_t fd_dev;
+        ino_t fd_ino;
+        char *path;
+        void *dl;
+        unsigned char *code;            /* the R-X view */
+        unsigned char *write_view;      /* the same file pages, RW, shared */
+        size_t code_bytes;              /* the arena, a page multiple */
+        volatile uint16_t *semaphores;
+        struct usdt_elf_info info;
+        size_t notes_bytes;             /* published so far */
+        struct jit_probe *probes;
+        size_t nprobes;
+        struct jit_site *sites;
+        size_t nsites, sites_capacity;
+        char error[512];
+};
+
+void usdt_jit_error(usdt_jit_t *jit, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+long usdt_jit_offset(usdt_jit_t *jit, const char *what, const void *addr, size_t bytes);
+int usdt_jit_check_process(usdt_jit_t *jit, const char *what);
 
 /* usdt_dof.c: growable byte buffers and the DOF string table */
 struct usdt_buf {

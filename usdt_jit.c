@@ -17,22 +17,8 @@
  *     afterwards reads every published site, and one that reads
  *     meanwhile sees the old, complete set.
  *
- * Writing code while a tracer or debugger is attached: a uprobe or a gdb
- * breakpoint replaces the page of the R-X view that holds it by a private
- * copy, which no longer shows the page cache. So usdt_jit_write writes the
- * page cache first, then looks at /proc/self/pagemap for each page of the
- * R-X view it touched, and where the page is a private copy writes the
- * same bytes through /proc/self/mem (which writes into that copy, as a
- * debugger would; the kernel drops the copy again when the breakpoint goes
- * and it equals the file). A tracer attaching during the write copies the
- * page either after the page-cache write (then the copy is right) or before
- * the pagemap check (then the check sees the copy and fixes it), so no
- * order of the two loses a write.
- *
- * Published sites are immutable: a write that would change the instruction
- * at a published site is refused (a tracer started later would plant its
- * breakpoint from the stale note inside new code). Code is retired by
- * freeing the whole arena: one arena per code generation.
+ * Writing code, and why it is correct while a tracer or debugger is
+ * attached: usdt_jit_write.c.
  *
  * A fork child keeps the R-X view (it shares the page cache, so it sees
  * the parent's later writes) but not the write view (MADV_DONTFORK), and
@@ -59,80 +45,17 @@
 #include <time.h>
 #include <unistd.h>
 
-
-#define USDT_JIT_PROBES_MAX     1024            /* semaphores per arena */
-#define USDT_JIT_CODE_MAX       ((size_t)1 << 30)
-#define PAGE                    4096
-
-struct jit_probe {
-        char *provider;
-        char *name;
-};
-
-struct jit_site {
-        size_t probe;                   /* index in probes */
-        size_t offset;                  /* in the arena */
-        char *args;
-        int published;
-        size_t insn_bytes;              /* the site's instruction, kept */
-        unsigned char insn[16];         /* once published */
-};
-
-struct usdt_jit {
-        pthread_mutex_t lock;
-        char *name;
-        pid_t creator;
-        int fd;
-        dev_t fd_dev;
-        ino_t fd_ino;
-        char *path;
-        void *dl;
-        unsigned char *code;            /* the R-X view */
-        unsigned char *write_view;      /* the same file pages, RW, shared */
-        size_t code_bytes;              /* the arena, a page multiple */
-        volatile uint16_t *semaphores;
-        struct usdt_elf_info info;
-        size_t notes_bytes;             /* published so far */
-        struct jit_probe *probes;
-        size_t nprobes;
-        struct jit_site *sites;
-        size_t nsites, sites_capacity;
-        char error[512];
-};
-
 /* Why the last usdt_jit_create on this thread failed: usdt_jit_errstr(NULL). */
 static __thread char jit_create_error[320];
 
-static void
-jit_error(usdt_jit_t *jit, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static void
-jit_error(usdt_jit_t *jit, const char *fmt, ...)
+void
+usdt_jit_error(usdt_jit_t *jit, const char *fmt, ...)
 {
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(jit->error, sizeof(jit->error), fmt, ap);
         va_end(ap);
-}
-
-static int
-write_all_at(int fd, const void *data, size_t bytes, off_t at)
-{
-        const unsigned char *p = data;
-
-        while (bytes > 0) {
-                ssize_t n = pwrite(fd, p, bytes, at);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                p += n;
-                at += n;
-                bytes -= (size_t)n;
-        }
-        return 0;
 }
 
 static void
@@ -195,7 +118,7 @@ usdt_jit_create(const char *name, size_t code_bytes)
         pthread_mutex_init(&jit->lock, NULL);
         jit->fd = -1;
         jit->creator = getpid();
-        jit->code_bytes = (code_bytes + PAGE - 1) / PAGE * PAGE;
+        jit->code_bytes = (code_bytes + USDT_JIT_PAGE - 1) / USDT_JIT_PAGE * USDT_JIT_PAGE;
         jit->name = strdup(name);
         jit->probes = calloc(USDT_JIT_PROBES_MAX, sizeof(*jit->probes));
         if (jit->name == NULL || jit->probes == NULL)
@@ -214,7 +137,7 @@ usdt_jit_create(const char *name, size_t code_bytes)
         memcpy(memfd_name, "libusdt-jit:", 12);         /* as for providers */
         usdt_name_publish(memfd_name + 12, sizeof(memfd_name) - 12, name);
         jit->fd = usdt_memfd_exec(memfd_name, 0);
-        if (jit->fd < 0 || write_all_at(jit->fd, img, jit->info.bytes, 0) != 0 ||
+        if (jit->fd < 0 || usdt_write_all_at(jit->fd, img, jit->info.bytes, 0) != 0 ||
             fstat(jit->fd, &st) != 0) {
                 saved = errno;
                 free(img);
@@ -280,14 +203,14 @@ usdt_jit_errstr(usdt_jit_t *jit)
 }
 
 /* The arena offset of [addr, addr + bytes), or -1 with the error set. */
-static long
-arena_offset(usdt_jit_t *jit, const char *what, const void *addr, size_t bytes)
+long
+usdt_jit_offset(usdt_jit_t *jit, const char *what, const void *addr, size_t bytes)
 {
         uintptr_t a = (uintptr_t)addr, start = (uintptr_t)jit->code;
 
         if (a < start || a - start > jit->code_bytes ||
             bytes > jit->code_bytes - (a - start)) {
-                jit_error(jit, "%s: %p..+%zu is not inside the arena %s (%p, %zu bytes)",
+                usdt_jit_error(jit, "%s: %p..+%zu is not inside the arena %s (%p, %zu bytes)",
                           what, addr, bytes, jit->name, (void *)jit->code,
                           jit->code_bytes);
                 return -1;
@@ -295,159 +218,15 @@ arena_offset(usdt_jit_t *jit, const char *what, const void *addr, size_t bytes)
         return (long)(a - start);
 }
 
-static int
-jit_check_process(usdt_jit_t *jit, const char *what)
+/* 0 in the process that made the arena, else -1 with the error set. */
+int
+usdt_jit_check_process(usdt_jit_t *jit, const char *what)
 {
         if (jit->creator == getpid())
                 return 0;
-        jit_error(jit, "%s: arena %s belongs to process %d; a forked child can "
+        usdt_jit_error(jit, "%s: arena %s belongs to process %d; a forked child can "
                   "run its code but not change it", what, jit->name, (int)jit->creator);
         return -1;
-}
-
-/*
- * Write bytes [from, to) of the arena, as the page cache has them, into the
- * private copy of the R-X view, leaving out the instructions of published
- * sites: there a tracer's breakpoint may stand, and the kernel takes it out
- * again only if it finds it there (the site's bytes cannot have changed:
- * usdt_jit_write refuses that).
- */
-static int
-write_private(usdt_jit_t *jit, int mem, size_t from, size_t to)
-{
-        size_t at = from, i;
-
-        while (at < to) {
-                size_t end = to, skip_to = at;
-
-                for (i = 0; i < jit->nsites; i++) {
-                        const struct jit_site *s = &jit->sites[i];
-                        if (!s->published || s->offset + s->insn_bytes <= at ||
-                            s->offset >= end)
-                                continue;
-                        if (s->offset <= at) {
-                                if (s->offset + s->insn_bytes > skip_to)
-                                        skip_to = s->offset + s->insn_bytes;
-                        } else {
-                                end = s->offset;
-                        }
-                }
-                if (skip_to > at) {             /* a site starts here: step over */
-                        at = skip_to < to ? skip_to : to;
-                        continue;
-                }
-                if (write_all_at(mem, jit->write_view + at, end - at,
-                                 (off_t)((uintptr_t)jit->code + at)) != 0)
-                        return -1;
-                at = end;
-        }
-        return 0;
-}
-
-/*
- * Make the R-X view show bytes [offset, offset + bytes) of the page cache
- * on every page where a tracer or debugger holds a private copy (see the
- * top of this file). Returns 0, or -1 with the error set.
- */
-static int
-sync_private_copies(usdt_jit_t *jit, size_t offset, size_t bytes)
-{
-        size_t first = offset / PAGE, last = (offset + bytes - 1) / PAGE, page;
-        int pagemap = -1, mem = -1, rc = 0;
-
-        for (page = first; page <= last && rc == 0; page++) {
-                uintptr_t vaddr = (uintptr_t)jit->code + page * PAGE;
-                size_t from = page == first ? offset : page * PAGE;
-                size_t to = page == last ? offset + bytes : (page + 1) * PAGE;
-                uint64_t entry = 0;
-                int present, swapped, file;
-
-                if (pagemap < 0)
-                        pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-                if (pagemap < 0 ||
-                    pread(pagemap, &entry, 8, (off_t)(vaddr / PAGE * 8)) != 8) {
-                        jit_error(jit, "usdt_jit_write: /proc/self/pagemap: %s",
-                                  strerror(errno));
-                        rc = -1;
-                        break;
-                }
-                /* bit 63: present; 62: swapped (only private copies are);
-                 * 61: a file page. Otherwise the page shows the page cache. */
-                present = (int)(entry >> 63 & 1);
-                swapped = (int)(entry >> 62 & 1);
-                file = (int)(entry >> 61 & 1);
-                if (!swapped && (!present || file))
-                        continue;
-                if (mem < 0)
-                        mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-                if (mem < 0 || write_private(jit, mem, from, to) != 0) {
-                        jit_error(jit, "usdt_jit_write: cannot update the copy of "
-                                  "page %p a tracer holds: /proc/self/mem: %s",
-                                  (void *)vaddr, strerror(errno));
-                        rc = -1;
-                }
-        }
-        if (pagemap >= 0)
-                close(pagemap);
-        if (mem >= 0)
-                close(mem);
-        return rc;
-}
-
-USDT_EXPORT int
-usdt_jit_write(usdt_jit_t *jit, void *dst, const void *src, size_t bytes)
-{
-        long offset;
-        size_t i;
-        int rc = -1, caller_errno = errno;
-
-        if (jit == NULL)
-                return -1;
-        pthread_mutex_lock(&jit->lock);
-        if (jit_check_process(jit, "usdt_jit_write") != 0)
-                goto out;
-        if (src == NULL && bytes > 0) {
-                jit_error(jit, "usdt_jit_write: src is NULL");
-                goto out;
-        }
-        offset = arena_offset(jit, "usdt_jit_write", dst, bytes);
-        if (offset < 0)
-                goto out;
-        if (bytes == 0) {
-                rc = 0;
-                goto out;
-        }
-        for (i = 0; i < jit->nsites; i++) {
-                const struct jit_site *s = &jit->sites[i];
-                size_t lo, hi;
-
-                if (!s->published || s->offset + s->insn_bytes <= (size_t)offset ||
-                    s->offset >= (size_t)offset + bytes)
-                        continue;
-                lo = s->offset > (size_t)offset ? s->offset : (size_t)offset;
-                hi = s->offset + s->insn_bytes < (size_t)offset + bytes
-                     ? s->offset + s->insn_bytes : (size_t)offset + bytes;
-                if (memcmp((const unsigned char *)src + (lo - (size_t)offset),
-                           s->insn + (lo - s->offset), hi - lo) != 0) {
-                        jit_error(jit, "usdt_jit_write: it would change the instruction "
-                                  "at published site %s:%s (arena offset %zu); published "
-                                  "sites are immutable: free the arena to retire code",
-                                  jit->probes[s->probe].provider,
-                                  jit->probes[s->probe].name, s->offset);
-                        goto out;
-                }
-        }
-        memcpy(jit->write_view + offset, src, bytes);
-        if (sync_private_copies(jit, (size_t)offset, bytes) != 0)
-                goto out;
-        __builtin___clear_cache((char *)jit->code + offset,
-                                (char *)jit->code + offset + bytes);
-        rc = 0;
-out:
-        pthread_mutex_unlock(&jit->lock);
-        if (rc == 0)
-                errno = caller_errno;
-        return rc;
 }
 
 /* The probe (provider, name), added if new; -1 with the error set. */
@@ -459,7 +238,7 @@ jit_probe(usdt_jit_t *jit, const char *what, const char *provider, const char *n
 
         if (usdt_provider_check(reason, sizeof(reason), provider, "jit") != NULL ||
             usdt_probe_name_check(reason, sizeof(reason), name) != NULL) {
-                jit_error(jit, "%s: %s", what, reason);
+                usdt_jit_error(jit, "%s: %s", what, reason);
                 return -1;
         }
         /* names that publish alike are one probe to a tracer: one semaphore */
@@ -468,7 +247,7 @@ jit_probe(usdt_jit_t *jit, const char *what, const char *provider, const char *n
                     usdt_names_publish_alike(jit->probes[i].name, name))
                         return (long)i;
         if (jit->nprobes == USDT_JIT_PROBES_MAX) {
-                jit_error(jit, "%s: arena %s has its %d probes already", what,
+                usdt_jit_error(jit, "%s: arena %s has its %d probes already", what,
                           jit->name, USDT_JIT_PROBES_MAX);
                 return -1;
         }
@@ -478,7 +257,7 @@ jit_probe(usdt_jit_t *jit, const char *what, const char *provider, const char *n
                 free(jit->probes[i].provider);
                 free(jit->probes[i].name);
                 jit->probes[i].provider = jit->probes[i].name = NULL;
-                jit_error(jit, "%s: failed to allocate memory", what);
+                usdt_jit_error(jit, "%s: failed to allocate memory", what);
                 return -1;
         }
         jit->nprobes++;
@@ -514,25 +293,25 @@ usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name,
         if (jit == NULL)
                 return -1;
         pthread_mutex_lock(&jit->lock);
-        if (jit_check_process(jit, "usdt_jit_add_site") != 0)
+        if (usdt_jit_check_process(jit, "usdt_jit_add_site") != 0)
                 goto out;
-        offset = arena_offset(jit, "usdt_jit_add_site", site, 1);
+        offset = usdt_jit_offset(jit, "usdt_jit_add_site", site, 1);
         if (offset < 0)
                 goto out;
         if (offset % USDT_INSN_ALIGN != 0) {
-                jit_error(jit, "usdt_jit_add_site: %p is not on an instruction boundary "
+                usdt_jit_error(jit, "usdt_jit_add_site: %p is not on an instruction boundary "
                           "(instructions start every %d bytes here)", site, USDT_INSN_ALIGN);
                 goto out;
         }
         if (args == NULL)
                 args = "";
         if (usdt_sdt_args_check(reason, sizeof(reason), args) != NULL) {
-                jit_error(jit, "usdt_jit_add_site: %s", reason);
+                usdt_jit_error(jit, "usdt_jit_add_site: %s", reason);
                 goto out;
         }
         for (i = 0; i < jit->nsites; i++) {
                 if (jit->sites[i].offset == (size_t)offset) {
-                        jit_error(jit, "usdt_jit_add_site: a site is declared at %p "
+                        usdt_jit_error(jit, "usdt_jit_add_site: a site is declared at %p "
                                   "already (%s:%s)", site,
                                   jit->probes[jit->sites[i].probe].provider,
                                   jit->probes[jit->sites[i].probe].name);
@@ -546,7 +325,7 @@ usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name,
                 size_t capacity = jit->sites_capacity ? 2 * jit->sites_capacity : 16;
                 struct jit_site *grown = realloc(jit->sites, capacity * sizeof(*grown));
                 if (grown == NULL) {
-                        jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
+                        usdt_jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
                         goto out;
                 }
                 jit->sites = grown;
@@ -556,7 +335,7 @@ usdt_jit_add_site(usdt_jit_t *jit, const char *provider, const char *name,
         memset(s, 0, sizeof(*s));
         s->args = strdup(args);
         if (s->args == NULL) {
-                jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
+                usdt_jit_error(jit, "usdt_jit_add_site: failed to allocate memory");
                 goto out;
         }
         s->probe = (size_t)probe;
@@ -579,7 +358,7 @@ usdt_jit_publish(usdt_jit_t *jit)
         if (jit == NULL)
                 return -1;
         pthread_mutex_lock(&jit->lock);
-        if (jit_check_process(jit, "usdt_jit_publish") != 0)
+        if (usdt_jit_check_process(jit, "usdt_jit_publish") != 0)
                 goto out;
         for (i = 0; i < jit->nsites; i++) {
                 const struct jit_site *s = &jit->sites[i];
@@ -591,17 +370,17 @@ usdt_jit_publish(usdt_jit_t *jit)
                               jit->info.semaphores_offset + 2 * s->probe);
         }
         if (notes.failed) {
-                jit_error(jit, "usdt_jit_publish: failed to allocate memory");
+                usdt_jit_error(jit, "usdt_jit_publish: failed to allocate memory");
                 goto out;
         }
         /* the notes first, then the size that makes tracers read them */
         size = jit->notes_bytes + notes.size;
         if (notes.size > 0 &&
-            (write_all_at(jit->fd, notes.data, notes.size,
+            (usdt_write_all_at(jit->fd, notes.data, notes.size,
                           (off_t)(jit->info.notes_offset + jit->notes_bytes)) != 0 ||
-             write_all_at(jit->fd, &size, USDT_WORD_BYTES,
+             usdt_write_all_at(jit->fd, &size, USDT_WORD_BYTES,
                           (off_t)jit->info.notes_size_at) != 0)) {
-                jit_error(jit, "usdt_jit_publish: cannot write the notes of arena %s: %s",
+                usdt_jit_error(jit, "usdt_jit_publish: cannot write the notes of arena %s: %s",
                           jit->name, strerror(errno));
                 goto out;
         }

@@ -30,21 +30,6 @@
 
 static unsigned long sequence;  /* file names made; atomic: enables run unlocked */
 
-static int
-write_all(int fd, const unsigned char *data, size_t bytes)
-{
-        while (bytes > 0) {
-                ssize_t n = write(fd, data, bytes);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                data += n;
-                bytes -= (size_t)n;
-        }
-        return 0;
-}
-
 /* The start time of a process (clock ticks since boot), or 0. */
 static unsigned long long
 process_start_time(pid_t pid)
@@ -268,7 +253,7 @@ usdt_sdt_store_in_dir(struct usdt_object *obj, struct usdt_err *err,
                 fd = -1;
                 errno = ENOENT;
         }
-        if (fd < 0 || write_all(fd, img, bytes) != 0 || fchmod(fd, 0400) != 0) {
+        if (fd < 0 || usdt_write_all_at(fd, img, bytes, 0) != 0 || fchmod(fd, 0400) != 0) {
                 usdt_err_set(err, "%s%s: cannot write %s: %s",
                              pre, pl->dir, name, strerror(errno));
                 if (fd >= 0) {

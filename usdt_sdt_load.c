@@ -229,6 +229,29 @@ fd_remember(struct usdt_object *obj)
         }
 }
 
+/* Write all of data at file offset at: 0, or -1 with errno set. For
+ * provider objects (file mode) and JIT arenas. */
+int
+usdt_write_all_at(int fd, const void *data, size_t bytes, off_t at)
+{
+        const unsigned char *p = data;
+
+        while (bytes > 0) {
+                ssize_t n = pwrite(fd, p, bytes, at);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        if (n == 0)
+                                errno = EIO;
+                        return -1;
+                }
+                p += n;
+                at += n;
+                bytes -= (size_t)n;
+        }
+        return 0;
+}
+
 /*
  * Close fd if it is still the file (device, inode) we opened: a process may
  * have closed it behind our back and reused the number for its own file.
