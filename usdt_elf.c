@@ -30,6 +30,10 @@
  *                (usdt_jit.c) by writing them at the end and then the
  *                section's new size; nothing loaded depends on their size
  *
+ * Each PT_LOAD starts on a page of its own, at the system's page size (4,
+ * 16 or 64 KiB on aarch64): the kernel maps segments from page boundaries,
+ * and two sharing a page would map over each other.
+ *
  * Virtual addresses equal file offsets. Nothing needs relocating: the
  * stubs reach their semaphores %rip-relative (i386: call/pop).
  *
@@ -63,7 +67,6 @@ typedef Elf32_Addr Addr;
 #define SYM_INFO(b, t) ELF32_ST_INFO(b, t)
 #endif
 
-#define PAGE            4096
 #define NPHDR           9       /* unused ones are PT_NULL */
 #define BUILD_ID_BYTES  20
 
@@ -119,6 +122,7 @@ struct layout {
         size_t nsyms;
         size_t off[NSEC], size[NSEC];
         size_t r_end, x_end, rw_end, shdr_off, total;
+        size_t page;                    /* LOAD segments' alignment */
 };
 
 static size_t
@@ -256,6 +260,7 @@ layout_compute(struct layout *l, size_t nsyms, size_t dynstr_bytes,
         size_t at;
 
         memset(l, 0, sizeof(*l));
+        l->page = usdt_page_bytes();
         l->nsyms = nsyms;
         at = sizeof(Ehdr) + NPHDR * sizeof(Phdr);
         l->off[SEC_PROPERTY] = at = align_up(at, 8);
@@ -286,10 +291,12 @@ layout_compute(struct layout *l, size_t nsyms, size_t dynstr_bytes,
         (void)stubs;
 #endif
         l->r_end = at;
-        l->off[SEC_TEXT] = at = align_up(l->r_end, PAGE);
+        /* each LOAD segment on pages of its own: a kernel maps them from
+         * page boundaries, and its pages may be 16 or 64 KiB (aarch64) */
+        l->off[SEC_TEXT] = at = align_up(l->r_end, l->page);
         l->size[SEC_TEXT] = text_bytes;
         l->x_end = at + l->size[SEC_TEXT];
-        l->off[SEC_DYNAMIC] = at = align_up(l->x_end, PAGE);
+        l->off[SEC_DYNAMIC] = at = align_up(l->x_end, l->page);
         l->size[SEC_DYNAMIC] = 7 * sizeof(Dyn);
         l->off[SEC_PROBES] = at = at + l->size[SEC_DYNAMIC];
         l->size[SEC_PROBES] = 2 * nsemaphores;
@@ -390,10 +397,10 @@ write_headers(unsigned char *img, const struct layout *l)
         eh->e_shnum = NSEC;
         eh->e_shstrndx = SEC_SHSTRTAB;
 
-        put_phdr(&ph[0], PT_LOAD, PF_R, 0, l->r_end, PAGE);
-        put_phdr(&ph[1], PT_LOAD, PF_R | PF_X, l->off[SEC_TEXT], l->size[SEC_TEXT], PAGE);
+        put_phdr(&ph[0], PT_LOAD, PF_R, 0, l->r_end, l->page);
+        put_phdr(&ph[1], PT_LOAD, PF_R | PF_X, l->off[SEC_TEXT], l->size[SEC_TEXT], l->page);
         put_phdr(&ph[2], PT_LOAD, PF_R | PF_W, l->off[SEC_DYNAMIC],
-                 l->rw_end - l->off[SEC_DYNAMIC], PAGE);
+                 l->rw_end - l->off[SEC_DYNAMIC], l->page);
         put_phdr(&ph[3], PT_DYNAMIC, PF_R | PF_W, l->off[SEC_DYNAMIC],
                  l->size[SEC_DYNAMIC], 8);
         put_phdr(&ph[4], PT_NOTE, PF_R, l->off[SEC_BUILDID], l->size[SEC_BUILDID], 4);
@@ -597,7 +604,7 @@ usdt_elf_build(const struct usdt_elf_spec *spec, struct usdt_elf_info *info,
         info->notes_offset = l->off[SEC_NOTES];
         info->notes_size_at = l->shdr_off + SEC_NOTES * sizeof(Shdr) +
                               offsetof(Shdr, sh_size);
-        info->load_bytes = align_up(l->rw_end, PAGE);
+        info->load_bytes = align_up(l->rw_end, l->page);
 out:
         usdt_buf_free(&dynstr);
         usdt_buf_free(&notes);

@@ -312,6 +312,7 @@ void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
                      uintptr_t semaphore_addr);
 int usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err);
 void usdt_stubs_anon_destroy(struct usdt_object *obj);
+size_t usdt_page_bytes(void);
 
 /* usdt_elf.c: the SDT object's image. NULL when out of memory. */
 struct usdt_buf;
@@ -366,7 +367,6 @@ int usdt_write_all_at(int fd, const void *data, size_t bytes, off_t at);
 
 #define USDT_JIT_PROBES_MAX     1024            /* semaphores per arena */
 #define USDT_JIT_CODE_MAX       ((size_t)1 << 30)
-#define USDT_JIT_PAGE           4096
 
 struct jit_probe {
         char *provider;

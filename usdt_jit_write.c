@@ -80,20 +80,21 @@ write_private(usdt_jit_t *jit, int mem, size_t from, size_t to)
 static int
 sync_private_copies(usdt_jit_t *jit, size_t offset, size_t bytes)
 {
-        size_t first = offset / USDT_JIT_PAGE, last = (offset + bytes - 1) / USDT_JIT_PAGE, page;
+        size_t page_bytes = usdt_page_bytes();  /* pagemap has one entry a page */
+        size_t first = offset / page_bytes, last = (offset + bytes - 1) / page_bytes, page;
         int pagemap = -1, mem = -1, rc = 0;
 
         for (page = first; page <= last && rc == 0; page++) {
-                uintptr_t vaddr = (uintptr_t)jit->code + page * USDT_JIT_PAGE;
-                size_t from = page == first ? offset : page * USDT_JIT_PAGE;
-                size_t to = page == last ? offset + bytes : (page + 1) * USDT_JIT_PAGE;
+                uintptr_t vaddr = (uintptr_t)jit->code + page * page_bytes;
+                size_t from = page == first ? offset : page * page_bytes;
+                size_t to = page == last ? offset + bytes : (page + 1) * page_bytes;
                 uint64_t entry = 0;
                 int present, swapped, file;
 
                 if (pagemap < 0)
                         pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
                 if (pagemap < 0 ||
-                    pread(pagemap, &entry, 8, (off_t)(vaddr / USDT_JIT_PAGE * 8)) != 8) {
+                    pread(pagemap, &entry, 8, (off_t)(vaddr / page_bytes * 8)) != 8) {
                         usdt_jit_error(jit, "usdt_jit_write: /proc/self/pagemap: %s",
                                   strerror(errno));
                         rc = -1;

@@ -280,10 +280,25 @@ usdt_stub_write(unsigned char *dst, uintptr_t stub_addr, uintptr_t semaphore_add
 }
 #endif
 
+/*
+ * The system's page size: what the SDT object's segments and a JIT arena
+ * are aligned to (4 KiB on x86; 4, 16 or 64 KiB on aarch64). A power of
+ * two, at least 4 KiB.
+ */
+size_t
+usdt_page_bytes(void)
+{
+        long page = sysconf(_SC_PAGESIZE);
+
+        if (page < 4096 || page > (1L << 20) || (page & (page - 1)) != 0)
+                return 4096;
+        return (size_t)page;
+}
+
 static size_t
 page_round(size_t bytes)
 {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t page = usdt_page_bytes();
 
         return (bytes + page - 1) / page * page;
 }

@@ -288,7 +288,8 @@ sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct sdt_layou
                 return -1;
         }
         obj->load_base = (uintptr_t)map->l_addr;
-        obj->load_bytes = (lay->semaphores_offset + 2 * obj->set.nprobes + 4095) / 4096 * 4096;
+        obj->load_bytes = (lay->semaphores_offset + 2 * obj->set.nprobes +
+                           usdt_page_bytes() - 1) / usdt_page_bytes() * usdt_page_bytes();
         obj->stubs = (unsigned char *)map->l_addr + lay->text_offset;
         obj->semaphores = (volatile uint16_t *)(map->l_addr + lay->semaphores_offset);
         return 0;

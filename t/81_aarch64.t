@@ -213,6 +213,39 @@ is $d->cmd('guarded a9 3 i:1'), 'fired 0', 'and guarded fires stop';
 $d->ok_all('free p');
 is $d->close, 0, 'the driver exits cleanly';
 
+# --- Pages of 64 KiB ------------------------------------------------------
+#
+# aarch64 kernels may use 16 or 64 KiB pages (Asahi Linux, RHEL); each
+# LOAD segment must then start on a page of its own. With the guest's
+# sysconf(_SC_PAGESIZE) answering 65536 (t/fakepage.c, preloaded in the
+# guest), the object is laid out for 64 KiB pages; it still loads here, and
+# its stubs still reach their semaphores (adrp/ldrh) across the larger gaps.
+
+($st, $out) = run_capture(split(' ', $cc), '-shared', '-fPIC', '-o', "$tmp/fakepage.so",
+                          "$top/t/fakepage.c", '-ldl');
+is $st, 0, 'pages: the sysconf shim cross-builds' or diag $out;
+my $dp = driver(_exe => "$qemu -E LD_PRELOAD=$tmp/fakepage.so -E FAKEPAGE_BYTES=65536 $tmp/test_usdt");
+my ($dp_pid) = $dp->cmd('pid') =~ /^pid (\d+)/;
+$dp->ok_all('provider p big mod', 'probe a fn hit int int int int int int int int int', 'add p a',
+            'enable p');
+my ($dp_path) = $dp->cmd('path p') =~ /^path (\S+)$/;
+my (undef, $dp_segments) = run_capture('readelf', '-lW', $dp_path);
+my @dp_loads = map { /^\s+LOAD\s+\S+\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+(0x[0-9a-f]+)\s+.{3}\s+(0x[0-9a-f]+)$/
+                     ? [ hex $1, hex $2, $3 ] : () } split /\n/, $dp_segments;
+is_deeply [ map { $_->[2] } @dp_loads ], [ ('0x10000') x 3 ], 'pages: three LOAD segments aligned to 64 KiB';
+my @dp_pages = map { [ int($_->[0] / 65536), int(($_->[0] + $_->[1] - 1) / 65536) ] } @dp_loads;
+ok @dp_pages == 3 && $dp_pages[0][1] < $dp_pages[1][0] && $dp_pages[1][1] < $dp_pages[2][0],
+    'pages: each on 64 KiB pages of its own' or diag $dp_segments;
+my $dp_sem = semaphore_address($dp_pid, $dp_path, 'big', 'hit');
+is $dp->cmd('call_isenabled a'), '0', 'pages: the stub reads its semaphore: 0';
+sem_write($dp_pid, $dp_sem, 1);
+is $dp->cmd('call_isenabled a'), '1', 'pages: written 1 by hand, the stub reads 1';
+is $dp->cmd('guarded a 2 ' . join(' ', map { "i:$_" } 1 .. 9)), 'fired 2',
+    'pages: guarded fires enter the stub, arguments on the stack included';
+sem_write($dp_pid, $dp_sem, 0);
+$dp->ok_all('free p');
+is $dp->close, 0, 'pages: the driver exits cleanly';
+
 # --- gdb, through qemu's gdb stub -----------------------------------------
 #
 # The one tracer that reaches a process under qemu-user: gdb-multiarch
