@@ -614,17 +614,10 @@ out:
 /* A provider's object (usdt_sdt_load.c); place as for usdt_elf_build. */
 unsigned char *
 usdt_elf_image(const struct usdt_probe_set *set, void *(*place)(void *ctx, size_t bytes),
-               void *ctx, size_t *bytes, size_t *text_offset, size_t *semaphores_offset)
+               void *ctx, struct usdt_elf_info *info)
 {
         struct usdt_elf_spec spec = { set, set->provider, 0, 0, 0 };
-        struct usdt_elf_info info;
-        unsigned char *img = usdt_elf_build(&spec, &info, place, ctx);
 
-        if (img != NULL) {
-                *bytes = info.bytes;
-                *text_offset = info.text_offset;
-                *semaphores_offset = info.semaphores_offset;
-        }
-        return img;
+        return usdt_elf_build(&spec, info, place, ctx);
 }
 

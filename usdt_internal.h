@@ -313,6 +313,7 @@ void usdt_stub_write(unsigned char *dst, uintptr_t stub_addr,
 int usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err);
 void usdt_stubs_anon_destroy(struct usdt_object *obj);
 size_t usdt_page_bytes(void);
+size_t usdt_page_round(size_t bytes);
 
 /* usdt_elf.c: the SDT object's image. NULL when out of memory. */
 struct usdt_buf;
@@ -338,8 +339,7 @@ unsigned char *usdt_elf_build(const struct usdt_elf_spec *spec,
                               void *(*place)(void *ctx, size_t bytes), void *ctx);
 unsigned char *usdt_elf_image(const struct usdt_probe_set *set,
                               void *(*place)(void *ctx, size_t bytes), void *ctx,
-                              size_t *bytes, size_t *text_offset,
-                              size_t *semaphores_offset);
+                              struct usdt_elf_info *info);
 void usdt_elf_note(struct usdt_buf *notes, const char *provider, const char *name,
                    const char *args, uintptr_t site, uintptr_t base,
                    uintptr_t semaphore);

@@ -118,8 +118,7 @@ usdt_jit_create(const char *name, size_t code_bytes)
         pthread_mutex_init(&jit->lock, NULL);
         jit->fd = -1;
         jit->creator = getpid();
-        jit->code_bytes = (code_bytes + usdt_page_bytes() - 1) / usdt_page_bytes() *
-                          usdt_page_bytes();
+        jit->code_bytes = usdt_page_round(code_bytes);
         jit->name = strdup(name);
         jit->probes = calloc(USDT_JIT_PROBES_MAX, sizeof(*jit->probes));
         if (jit->name == NULL || jit->probes == NULL)

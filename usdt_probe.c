@@ -295,8 +295,9 @@ usdt_page_bytes(void)
         return (size_t)page;
 }
 
-static size_t
-page_round(size_t bytes)
+/* bytes rounded up to whole pages */
+size_t
+usdt_page_round(size_t bytes)
 {
         size_t page = usdt_page_bytes();
 
@@ -310,7 +311,7 @@ page_round(size_t bytes)
 int
 usdt_stubs_anon_create(struct usdt_object *obj, struct usdt_err *err)
 {
-        size_t bytes = page_round(obj->set.nprobes * USDT_STUB_SIZE);
+        size_t bytes = usdt_page_round(obj->set.nprobes * USDT_STUB_SIZE);
         unsigned char *mem;
         size_t i;
 

@@ -167,7 +167,7 @@ dir_open(struct usdt_err *err, struct usdt_sdt_place *pl, char **real)
 static int
 dir_exec_check(int dirfd)
 {
-        long page = sysconf(_SC_PAGESIZE);
+        size_t page = usdt_page_bytes();
         char name[128];
         void *map;
         int fd, rc = 0;
@@ -182,14 +182,14 @@ dir_exec_check(int dirfd)
                         return -errno;
                 unlinkat(dirfd, name, 0);
         }
-        if (ftruncate(fd, page) != 0) {
+        if (ftruncate(fd, (off_t)page) != 0) {
                 rc = -errno;
         } else {
-                map = mmap(NULL, (size_t)page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+                map = mmap(NULL, page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
                 if (map == MAP_FAILED)
                         rc = errno;
                 else
-                        munmap(map, (size_t)page);
+                        munmap(map, page);
         }
         close(fd);
         return rc;

@@ -64,11 +64,6 @@
 #endif
 
 /* Where the image's parts are, for the load. */
-struct sdt_layout {
-        size_t text_offset;
-        size_t semaphores_offset;
-};
-
 /* Why a memory file cannot be executable, into err, for the message that
  * lists the places tried. */
 static void
@@ -143,11 +138,10 @@ memfd_place(void *ctx, size_t bytes)
  */
 static int
 store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
-               struct sdt_layout *lay)
+               struct usdt_elf_info *lay)
 {
         struct memfd_place mp = { -1, NULL, 0, 0 };
-        long page = sysconf(_SC_PAGESIZE);
-        size_t bytes = 0;
+        size_t page = usdt_page_bytes();
         char name[80];
         void *map;
         int fd, sealed;
@@ -161,8 +155,7 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
                 return 1;
         }
         mp.fd = fd;
-        if (fd >= 0 && usdt_elf_image(&obj->set, memfd_place, &mp, &bytes,
-                                      &lay->text_offset, &lay->semaphores_offset) == NULL) {
+        if (fd >= 0 && usdt_elf_image(&obj->set, memfd_place, &mp, lay) == NULL) {
                 if (mp.map != NULL)
                         munmap(mp.map, mp.bytes);
                 if (mp.error != 0)
@@ -192,7 +185,7 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
                 return -1;
         }
         /* Tried here, so that a refusal is told from a loader failure */
-        map = mmap(NULL, (size_t)page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+        map = mmap(NULL, page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
                 int error = errno;
 
@@ -205,7 +198,7 @@ store_in_memfd(struct usdt_object *obj, struct usdt_err *err,
                                "provider %s: %s", obj->set.provider, strerror(error));
                 return -1;
         }
-        munmap(map, (size_t)page);
+        munmap(map, page);
         obj->fd = fd;
         if (asprintf(&obj->path, "/proc/%d/fd/%d", (int)getpid(), fd) < 0) {
                 obj->path = NULL;
@@ -272,7 +265,7 @@ usdt_fd_close_if_same(int fd, dev_t dev, ino_t ino)
  * descriptor closed).
  */
 static int
-sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct sdt_layout *lay)
+sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct usdt_elf_info *lay)
 {
         struct link_map *map = NULL;
 
@@ -288,8 +281,7 @@ sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct sdt_layou
                 return -1;
         }
         obj->load_base = (uintptr_t)map->l_addr;
-        obj->load_bytes = (lay->semaphores_offset + 2 * obj->set.nprobes +
-                           usdt_page_bytes() - 1) / usdt_page_bytes() * usdt_page_bytes();
+        obj->load_bytes = lay->load_bytes;
         obj->stubs = (unsigned char *)map->l_addr + lay->text_offset;
         obj->semaphores = (volatile uint16_t *)(map->l_addr + lay->semaphores_offset);
         return 0;
@@ -303,7 +295,7 @@ sdt_dlopen(struct usdt_object *obj, struct usdt_err *err, const struct sdt_layou
 static int
 load_from_fallback_dir(struct usdt_object *obj, struct usdt_err *err,
                        const unsigned char *img, size_t bytes,
-                       const struct sdt_layout *lay)
+                       const struct usdt_elf_info *lay)
 {
         static const char fix[] = "; to fix it, set USDT_SDT_DIR to a directory "
                                   "on a file system that allows execution";
@@ -375,9 +367,8 @@ int
 usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
 {
         const char *dir = getenv("USDT_SDT_DIR");
-        struct sdt_layout lay = { 0, 0 };
+        struct usdt_elf_info lay;
         unsigned char *img = NULL;
-        size_t bytes = 0;
         int rc;
 
         if (dir == NULL || dir[0] == '\0') {
@@ -388,8 +379,7 @@ usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
                         return -1;
         }
         /* file mode: USDT_SDT_DIR, or no executable memory file here */
-        img = usdt_elf_image(&obj->set, NULL, NULL, &bytes, &lay.text_offset,
-                             &lay.semaphores_offset);
+        img = usdt_elf_image(&obj->set, NULL, NULL, &lay);
         if (img == NULL) {
                 usdt_err_set(err, "failed to allocate memory");
                 return -1;
@@ -397,11 +387,11 @@ usdt_sdt_load(struct usdt_object *obj, struct usdt_err *err)
         if (dir != NULL && dir[0] != '\0') {
                 struct usdt_sdt_place pl = { dir, 1, 0 };
 
-                rc = usdt_sdt_store_in_dir(obj, err, &pl, img, bytes);
+                rc = usdt_sdt_store_in_dir(obj, err, &pl, img, lay.bytes);
                 if (rc == 0)
                         rc = sdt_dlopen(obj, err, &lay);
         } else {
-                rc = load_from_fallback_dir(obj, err, img, bytes, &lay);
+                rc = load_from_fallback_dir(obj, err, img, lay.bytes, &lay);
         }
         free(img);
         return rc == 0 ? 0 : -1;
